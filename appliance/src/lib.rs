@@ -1,0 +1,1 @@
+//! The appliance: `fulcrumd` and `fulcrum`.

@@ -1,0 +1,1 @@
+//! Health checking: keepalived's checkers and the quorum logic that drives VIP announcement.

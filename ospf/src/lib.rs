@@ -1,0 +1,1 @@
+//! OSPFv2 (RFC 2328), sans-IO.
