@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's demo command: builds Fulcrum and brings up the seed-000 "scenario two"
+# topology (an upstream OSPF router, two load-balancer nodes announcing the VIP with ECMP,
+# real servers, a client two hops away) in network namespaces on this machine, then shows
+# its state. `scripts/demo.sh down` removes everything it made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/demo.sh: run as root (the lab uses network namespaces)" >&2
+  exit 1
+fi
+
+action=${1:-up}
+scenario=${2:-two}
+
+bash scripts/setup.sh >/dev/null
+cargo build --release --locked -q -p integration --bin fulcrum-lab -p appliance
+lab=target/release/fulcrum-lab
+
+case "$action" in
+  up)
+    "$lab" up "$scenario"
+    "$lab" status "$scenario"
+    echo
+    echo "Remove it all with: scripts/demo.sh down $scenario"
+    ;;
+  status|down)
+    "$lab" "$action" "$scenario"
+    ;;
+  *)
+    echo "usage: scripts/demo.sh [up|status|down] [SCENARIO]" >&2
+    exit 2
+    ;;
+esac
