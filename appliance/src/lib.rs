@@ -1,1 +1,34 @@
-//! The appliance: `fulcrumd` and `fulcrum`.
+//! The appliance: the pieces of `fulcrumd` (the daemon) and `fulcrum` (its CLI) that do
+//! not depend on the protocol crates.
+//!
+//! What it does:
+//! - [`config`]: the TOML configuration, parsed and validated whole, every error with its
+//!   line number and key path.
+//! - [`daemon`]: the tokio runtime of `fulcrumd`: control socket, metrics endpoint,
+//!   reload on SIGHUP or request, orderly shutdown, and the [`daemon::Subsystem`] trait
+//!   through which the OSPF driver, health checker, RIB/kernel sync and dataplane plug in.
+//! - [`control`]: the versioned line-delimited JSON protocol of the control socket, its
+//!   client, and the view types the CLI renders.
+//! - [`metrics`]: the Prometheus registry and `GET /metrics`.
+//! - [`cli`]: the `fulcrum` command line and its tables (`ipvsadm -Ln`, FRR layouts).
+//! - [`keepalived`]: `fulcrum import-keepalived`, keepalived.conf (and DPVS's dialect) to
+//!   fulcrum TOML.
+//! - [`netlink`]: kernel route programming (ECMP, fulcrum's route protocol, reconciliation)
+//!   and link/address events.
+//! - [`ospf_socket`]: the raw protocol-89 socket the OSPF driver sends and receives on.
+//!
+//! What it does not do: speak OSPF, check health, choose routes or forward packets — those
+//! are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems. Until a
+//! subsystem runs, the daemon answers its views with a `not_available` error rather than
+//! making data up.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod keepalived;
+pub mod metrics;
+pub mod netlink;
+pub mod ospf_socket;
+#[cfg(test)]
+mod testns;

@@ -1,1 +1,86 @@
-fn main() {}
+//! `fulcrumd`: the Fulcrum load-balancer daemon.
+//!
+//! `fulcrumd --config FILE --check` validates the configuration and exits; without
+//! `--check` it runs the node (see `docs/operations.md`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use appliance::config::Config;
+use appliance::daemon::Daemon;
+use clap::Parser;
+
+/// The Fulcrum load-balancer daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fulcrumd",
+    version,
+    about = "The Fulcrum routing-aware L4 load-balancer daemon"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short = 'c', default_value = "/etc/fulcrum/fulcrum.toml")]
+    config: PathBuf,
+    /// Validate the configuration and exit (0 when valid).
+    #[arg(long)]
+    check: bool,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr);
+    // Under systemd the journal stamps each line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("fulcrumd")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fulcrumd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let daemon = Daemon::new(args.config.clone(), config)?;
+        tracing::info!(
+            "fulcrumd {} starting with {}",
+            env!("CARGO_PKG_VERSION"),
+            args.config.display()
+        );
+        daemon.run().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("fulcrumd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
