@@ -1,0 +1,190 @@
+//! The FullNAT local-address pool of one service on one worker.
+//!
+//! Each worker owns a disjoint share of the local ports: port `p` belongs to worker
+//! `p % workers` (the NIC steers return traffic RS→LIP:lport to that worker by a
+//! flow-director rule on the low bits of the destination port, as DPVS does). So a
+//! worker only allocates ports it will receive replies for, and [`owner_of_port`] tells
+//! any worker where a stray reply belongs.
+
+use std::net::Ipv4Addr;
+
+/// The worker that owns local port `port` when there are `workers` workers.
+#[inline]
+pub fn owner_of_port(port: u16, workers: u16) -> u16 {
+    port % workers.max(1)
+}
+
+#[derive(Debug, Clone)]
+struct LocalAddr {
+    addr: u32,
+    free: Vec<u16>,
+    used: Vec<u64>,
+}
+
+impl LocalAddr {
+    fn is_used(&self, port: u16) -> bool {
+        self.used
+            .get(usize::from(port) / 64)
+            .is_some_and(|w| w & (1u64 << (port % 64)) != 0)
+    }
+
+    fn set_used(&mut self, port: u16, v: bool) {
+        if let Some(w) = self.used.get_mut(usize::from(port) / 64) {
+            if v {
+                *w |= 1u64 << (port % 64);
+            } else {
+                *w &= !(1u64 << (port % 64));
+            }
+        }
+    }
+}
+
+/// One worker's share of a service's local addresses and ports.
+#[derive(Debug, Clone)]
+pub struct LaddrPool {
+    addrs: Vec<LocalAddr>,
+    next: usize,
+    exhausted: u64,
+    in_use: u64,
+}
+
+/// DPVS default local port range.
+pub const DEFAULT_PORT_RANGE: (u16, u16) = (1025, 65535);
+
+impl LaddrPool {
+    /// The share of `worker` (of `workers`) of ports `range.0..=range.1` on each address.
+    /// Allocates the free lists now (control path).
+    pub fn new(addrs: &[Ipv4Addr], range: (u16, u16), worker: u16, workers: u16) -> Self {
+        let workers = workers.max(1);
+        let (lo, hi) = (range.0.min(range.1), range.0.max(range.1));
+        let addrs = addrs
+            .iter()
+            .map(|a| {
+                // Pushed in descending order so the lowest port is handed out first.
+                let free: Vec<u16> = (lo..=hi)
+                    .rev()
+                    .filter(|p| p % workers == worker % workers)
+                    .collect();
+                LocalAddr {
+                    addr: u32::from(*a),
+                    free,
+                    used: vec![0; 1024],
+                }
+            })
+            .collect();
+        LaddrPool {
+            addrs,
+            next: 0,
+            exhausted: 0,
+            in_use: 0,
+        }
+    }
+
+    /// An empty pool (services without FullNAT).
+    pub fn empty() -> Self {
+        LaddrPool {
+            addrs: Vec::new(),
+            next: 0,
+            exhausted: 0,
+            in_use: 0,
+        }
+    }
+
+    /// True when the pool has no address.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// Takes a local address and port, round robin over the addresses; `None` (and the
+    /// exhaustion counter bumped) when every port of this worker's share is in use.
+    pub fn alloc(&mut self) -> Option<(u32, u16)> {
+        let n = self.addrs.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(a) = self.addrs.get_mut(i) {
+                if let Some(p) = a.free.pop() {
+                    a.set_used(p, true);
+                    self.next = (i + 1) % n;
+                    self.in_use += 1;
+                    return Some((a.addr, p));
+                }
+            }
+        }
+        self.exhausted += 1;
+        None
+    }
+
+    /// Returns a port taken by [`alloc`](Self::alloc). Unknown or already free ports are
+    /// ignored (returns false).
+    pub fn release(&mut self, addr: u32, port: u16) -> bool {
+        let Some(a) = self.addrs.iter_mut().find(|a| a.addr == addr) else {
+            return false;
+        };
+        if !a.is_used(port) {
+            return false;
+        }
+        a.set_used(port, false);
+        a.free.push(port);
+        self.in_use -= 1;
+        true
+    }
+
+    /// True when `addr` is one of the pool's addresses.
+    pub fn contains(&self, addr: u32) -> bool {
+        self.addrs.iter().any(|a| a.addr == addr)
+    }
+
+    /// Allocations refused because the share was exhausted.
+    pub fn exhausted(&self) -> u64 {
+        self.exhausted
+    }
+
+    /// Ports in use.
+    pub fn in_use(&self) -> u64 {
+        self.in_use
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_get_disjoint_shares_and_owner_matches() {
+        let addrs = [
+            Ipv4Addr::new(192, 168, 7, 188),
+            Ipv4Addr::new(192, 168, 7, 189),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for w in 0..4u16 {
+            let mut p = LaddrPool::new(&addrs, (1000, 1099), w, 4);
+            while let Some((a, port)) = p.alloc() {
+                assert_eq!(owner_of_port(port, 4), w);
+                assert!(seen.insert((a, port)), "duplicate {a} {port}");
+            }
+            assert_eq!(p.exhausted(), 1);
+        }
+        assert_eq!(seen.len(), 200);
+    }
+
+    #[test]
+    fn round_robin_release_and_double_release() {
+        let addrs = [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)];
+        let mut p = LaddrPool::new(&addrs, (5000, 5003), 0, 1);
+        let a = p.alloc().expect("a");
+        let b = p.alloc().expect("b");
+        assert_ne!(a.0, b.0);
+        assert_eq!(a.1, 5000);
+        assert_eq!(p.in_use(), 2);
+        assert!(p.release(a.0, a.1));
+        assert!(!p.release(a.0, a.1), "double release ignored");
+        assert!(!p.release(0x0909_0909, 1));
+        assert_eq!(p.in_use(), 1);
+        let mut n = 0;
+        while p.alloc().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 7);
+        assert!(LaddrPool::empty().alloc().is_none());
+    }
+}
