@@ -1,5 +1,5 @@
 //! Live interoperability with FRR bfdd and BIRD 2 in a network-namespace lab (needs root,
-//! FRR, BIRD and iproute2): run with `cargo test -p bfd --test frr_interop -- --ignored`.
+//! FRR, BIRD and iproute2): run with `cargo test -p bfd --test frr_interop` (CI runs it as root).
 //!
 //! Namespaces `flab-bfd-<pid>-<tag>a` (this crate, driven over plain UDP sockets by a test
 //! thread that entered the namespace) and `flab-bfd-<pid>-<tag>b` (zebra + bfdd with a static
@@ -235,7 +235,6 @@ impl Node {
 }
 
 #[test]
-#[ignore = "needs root, FRR and network namespaces: run with --ignored"]
 fn frr_bfdd_interop() {
     let lab = Lab::new("f");
     let link = sh(&["ip", "-n", &lab.a, "-o", "link", "show", "eth0"]);
@@ -369,7 +368,6 @@ fn frr_bfdd_interop() {
 }
 
 #[test]
-#[ignore = "needs root, BIRD and network namespaces: run with --ignored"]
 fn bird_meticulous_sha1_interop() {
     let lab = Lab::new("b");
     let link = sh(&["ip", "-n", &lab.a, "-o", "link", "show", "eth0"]);

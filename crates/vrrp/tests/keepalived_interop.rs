@@ -10,7 +10,7 @@
 //!    Master_Down_Interval.
 //!
 //! Needs root, `ip netns`, and keepalived: run with `cargo test -p vrrp --test
-//! keepalived_interop -- --ignored`. Namespaces, processes and files are removed on drop,
+//! keepalived_interop` (CI runs it as root). Namespaces, processes and files are removed on drop,
 //! also when an assertion fails.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -366,13 +366,11 @@ fn interop(version: Version, tag: &str) {
 }
 
 #[test]
-#[ignore = "needs root, ip netns and keepalived; run with --ignored"]
 fn keepalived_v2_pass_interop() {
     interop(Version::V2, "v2");
 }
 
 #[test]
-#[ignore = "needs root, ip netns and keepalived; run with --ignored"]
 fn keepalived_v3_interop() {
     interop(Version::V3, "v3");
 }
