@@ -1,5 +1,5 @@
-//! The appliance: the pieces of `fulcrumd` (the daemon) and `fulcrum` (its CLI) that do
-//! not depend on the protocol crates.
+//! The appliance: the pieces of `fulcrumd` (the daemon) and `fulcrum` (its CLI), and the
+//! subsystems that wire the protocol crates to sockets, timers and the kernel.
 //!
 //! What it does:
 //! - [`config`]: the TOML configuration, parsed and validated whole, every error with its
@@ -16,11 +16,13 @@
 //! - [`netlink`]: kernel route programming (ECMP, fulcrum's route protocol, reconciliation)
 //!   and link/address events.
 //! - [`ospf_socket`]: the raw protocol-89 socket the OSPF driver sends and receives on.
+//! - [`routing`]: the routing subsystem of `kernel` mode — the `ospf` crate's speaker on
+//!   those sockets, the `rib` crate's RIB, and kernel route programming.
 //!
-//! What it does not do: speak OSPF, check health, choose routes or forward packets — those
-//! are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems. Until a
-//! subsystem runs, the daemon answers its views with a `not_available` error rather than
-//! making data up.
+//! What it does not do: implement OSPF, check health, choose routes or forward packets —
+//! those are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems.
+//! Until a subsystem runs, the daemon answers its views with a `not_available` error
+//! rather than making data up.
 
 pub mod cli;
 pub mod config;
@@ -30,5 +32,6 @@ pub mod keepalived;
 pub mod metrics;
 pub mod netlink;
 pub mod ospf_socket;
+pub mod routing;
 #[cfg(test)]
 mod testns;

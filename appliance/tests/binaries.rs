@@ -130,18 +130,23 @@ fn daemon_control_metrics_reload_and_stop() {
     let table = fulcrum(&sock, &["status"]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("generation 1"));
 
-    // Views without their subsystem fail clearly.
-    for args in [
-        &["ospf", "neighbors"][..],
-        &["services"],
-        &["routes"],
-        &["vips"],
-    ] {
+    // Views without their subsystem fail clearly: no dataplane in kernel mode, and OSPF
+    // is not configured.
+    for args in [&["ospf", "neighbors"][..], &["services"]] {
         let o = fulcrum(&sock, args);
         assert!(!o.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("not_available"), "{args:?}: {err}");
     }
+    // The routing subsystem of kernel mode answers `routes` and `vips` (nothing announced).
+    let o = fulcrum(&sock, &["routes", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(v["routes"].is_array(), "{v}");
+    let o = fulcrum(&sock, &["vips", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["vips"], serde_json::json!([]), "{v}");
     let o = fulcrum(&sock, &["ipvsadm", "-A", "-t", "10.0.0.1:80"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not yet supported"));

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use appliance::config::Config;
+use appliance::config::{Config, DataplaneMode};
 use appliance::daemon::Daemon;
 use clap::Parser;
 
@@ -67,7 +67,11 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let daemon = Daemon::new(args.config.clone(), config)?;
+        let kernel_mode = config.dataplane.mode == DataplaneMode::Kernel;
+        let mut daemon = Daemon::new(args.config.clone(), config)?;
+        if kernel_mode {
+            daemon.add_subsystem(Box::new(appliance::routing::Routing::new()));
+        }
         tracing::info!(
             "fulcrumd {} starting with {}",
             env!("CARGO_PKG_VERSION"),
