@@ -510,6 +510,11 @@ impl Instance {
         &self.drops
     }
 
+    /// SPF runs so far: `(full Dijkstra runs, prefix-only recomputations)`.
+    pub fn spf_runs(&self) -> (u64, u64) {
+        (self.spf.full_runs, self.spf.partial_runs)
+    }
+
     /// Neighbors, as `show ip ospf neighbor` (times relative to `now`).
     pub fn neighbors(&self, now: Duration) -> Vec<NeighborInfo> {
         let mut v = Vec::new();

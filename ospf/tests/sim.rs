@@ -344,6 +344,8 @@ fn flooding_20_router_mesh_converges_and_vip_reaches_everyone() {
     let vip = net("100.96.122.210/32");
     let t0 = n.now + secs(6); // past MinLSInterval of the last origination
     n.run_until(t0);
+    let (full_before, partial_before) = n.nodes[3].spf_runs();
+    assert!(full_before > 0, "the mesh was built by full SPF runs");
     n.with(7, |x, now| x.announce(now, vip, 0, None));
     let reached = n
         .run_until_pred(secs(5), |n| {
@@ -355,6 +357,10 @@ fn flooding_20_router_mesh_converges_and_vip_reaches_everyone() {
         "took {:?}",
         reached - t0
     );
+    // a VIP is a stub link: routers recompute prefixes without a new Dijkstra
+    let (full_after, partial_after) = n.nodes[3].spf_runs();
+    assert_eq!(full_after, full_before, "a stub-only change ran a full SPF");
+    assert!(partial_after > partial_before);
     // withdraw right away: MinLSInterval (5 s) defers the re-origination to t0 + 5 s
     n.with(7, |x, now| x.withdraw(now, vip));
     let gone = n
