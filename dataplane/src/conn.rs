@@ -527,7 +527,7 @@ pub struct ConnTable {
 
 #[inline]
 fn hash32(key: &FlowKey, seed: u64) -> u32 {
-    let h = key.hash(seed);
+    let h = key.table_hash(seed);
     let v = (h ^ (h >> 32)) as u32;
     if v == 0 {
         1
@@ -600,6 +600,7 @@ impl ConnTable {
             .filter(|c| c.flags & flags::FREE == 0)
     }
 
+    #[inline(always)]
     fn key_of(&self, ent: u32) -> Option<FlowKey> {
         let c = self.entries.get((ent >> 1) as usize)?;
         if ent & 1 == 0 {
@@ -611,7 +612,7 @@ impl ConnTable {
 
     /// Finds the entry for a packet with `key`, and the direction the key matched.
     /// Templates are not returned (see [`lookup_template`](Self::lookup_template)).
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
         if key.proto & TEMPLATE_PROTO_BIT != 0 {
             return None;
@@ -622,6 +623,7 @@ impl ConnTable {
         })
     }
 
+    #[inline(always)]
     fn find(&self, key: &FlowKey) -> Option<u32> {
         let h = hash32(key, self.seed);
         let mut pos = h as usize & self.mask;
@@ -870,6 +872,27 @@ impl ConnTable {
             self.unlink(id.0);
             self.link(id.0, d);
         }
+    }
+
+    /// [`touch`](Self::touch) with `now` and the timeout already converted by
+    /// [`ticks`] (the packet path converts them once per burst).
+    #[inline(always)]
+    pub fn touch_ticks(&mut self, id: ConnId, now_ticks: u32, timeout_ticks: u32) {
+        let d = now_ticks
+            .saturating_add(timeout_ticks.max(1))
+            .max(self.cur.saturating_add(1));
+        let Some(c) = self.get_mut(id) else { return };
+        c.deadline = d;
+        if d < c.armed {
+            self.touch_relink(id.0, d);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn touch_relink(&mut self, id: u32, d: u32) {
+        self.unlink(id);
+        self.link(id, d);
     }
 
     /// Applies a TCP segment with `tcp_flags` seen in direction `dir` to the entry's
@@ -1217,6 +1240,26 @@ mod tests {
         assert_eq!(t.expire(s(10_000), |_| {}), 1);
         assert!(t.is_empty());
         assert_eq!(t.stats().expired, 3);
+    }
+
+    #[test]
+    fn touch_ticks_matches_touch_and_relinks_when_shortened() {
+        let mut a = ConnTable::new(8, 1);
+        let mut b = ConnTable::new(8, 1);
+        let ia = a.insert(nc(1), s(0)).expect("a");
+        let ib = b.insert(nc(1), s(0)).expect("b");
+        a.touch(ia, s(90), s(5));
+        b.touch_ticks(ib, ticks(s(5)), ticks(s(90)));
+        let da = a.get(ia).expect("a").deadline_ticks();
+        assert_eq!(da, b.get(ib).expect("b").deadline_ticks());
+        assert_eq!(da, 950);
+        // Shorter than the armed deadline: re-linked, expires on time in both.
+        a.touch(ia, s(1), s(6));
+        b.touch_ticks(ib, ticks(s(6)), ticks(s(1)));
+        assert_eq!(a.expire(s(6), |_| {}), 0);
+        assert_eq!(b.expire(s(6), |_| {}), 0);
+        assert_eq!(a.expire(s(8), |_| {}), 1);
+        assert_eq!(b.expire(s(8), |_| {}), 1);
     }
 
     #[test]

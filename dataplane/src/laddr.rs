@@ -129,6 +129,40 @@ impl LaddrPool {
         true
     }
 
+    /// A pool for new settings (ipvsadm -E) that keeps every port still held by a live
+    /// connection of this pool reserved: on an address the new pool keeps, within its
+    /// range and this worker's share, such a port stays in use (and is given back by the
+    /// connection's [`release`](Self::release) as usual) instead of being handed out
+    /// again. Ports on dropped addresses or outside the new range are not the new pool's
+    /// business: their releases are ignored. Control path (allocates).
+    pub fn rebuilt(
+        &self,
+        addrs: &[Ipv4Addr],
+        range: (u16, u16),
+        worker: u16,
+        workers: u16,
+    ) -> Self {
+        let mut pool = LaddrPool::new(addrs, range, worker, workers);
+        for old in &self.addrs {
+            let Some(new) = pool.addrs.iter_mut().find(|a| a.addr == old.addr) else {
+                continue;
+            };
+            // Only ports of the new share can be reserved: others are never handed out.
+            let held: Vec<u16> = new
+                .free
+                .iter()
+                .copied()
+                .filter(|&p| old.is_used(p))
+                .collect();
+            new.free.retain(|&p| !old.is_used(p));
+            for p in held {
+                new.set_used(p, true);
+                pool.in_use += 1;
+            }
+        }
+        pool
+    }
+
     /// True when `addr` is one of the pool's addresses.
     pub fn contains(&self, addr: u32) -> bool {
         self.addrs.iter().any(|a| a.addr == addr)
@@ -186,5 +220,32 @@ mod tests {
         }
         assert_eq!(n, 7);
         assert!(LaddrPool::empty().alloc().is_none());
+    }
+
+    #[test]
+    fn rebuilt_pool_keeps_live_ports_reserved_until_released() {
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let b = Ipv4Addr::new(10, 0, 0, 2);
+        let mut old = LaddrPool::new(&[a], (5000, 5003), 0, 1);
+        let p1 = old.alloc().expect("p1");
+        let p2 = old.alloc().expect("p2");
+        assert_eq!((p1.1, p2.1), (5000, 5001));
+        // Edit: keep `a`, add `b`, shrink the range so 5001 stays but 5000 leaves it.
+        let mut new = old.rebuilt(&[a, b], (5001, 5004), 0, 1);
+        assert_eq!(new.in_use(), 1, "5001 on a is still held");
+        let mut got = Vec::new();
+        while let Some(x) = new.alloc() {
+            got.push(x);
+        }
+        assert!(
+            !got.contains(&(u32::from(a), 5001)),
+            "held port handed out again"
+        );
+        assert_eq!(got.len(), 3 + 4);
+        // The old connections end: 5001 comes back, 5000 (outside the range) is ignored.
+        assert!(new.release(u32::from(a), 5001));
+        assert!(!new.release(u32::from(a), 5000));
+        assert_eq!(new.alloc(), Some((u32::from(a), 5001)));
+        assert!(new.alloc().is_none());
     }
 }

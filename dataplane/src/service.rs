@@ -5,7 +5,10 @@
 //! between bursts, so no lock is taken on the packet path. Connections keep everything
 //! they need to forward (addresses, ports, mode) in their own entry: editing or deleting a
 //! service or a real server never disturbs established connections, and weight 0 drains
-//! a server (no new connections, existing ones continue).
+//! a server (no new connections, existing ones continue). Editing the local addresses
+//! keeps the ports of live connections reserved in the new pool; a deleted service's
+//! slot is not given to a new service while connections created for it live, so their
+//! releases never reach another service.
 //!
 //! Counters ([`Stats`]) are plain atomics written by the single owning worker with
 //! `Relaxed` loads and stores and read by the control plane, which sums the per-worker
@@ -532,8 +535,7 @@ impl Service {
     #[inline]
     pub fn count_packet(&self, rs: u32, inbound: bool, len: usize) {
         let len = len as u64;
-        let rss = self.rs_stats(rs);
-        for st in [Some(&self.stats), rss].into_iter().flatten() {
+        let add = |st: &Stats| {
             if inbound {
                 st.pkts_in.add(1);
                 st.bytes_in.add(len);
@@ -541,6 +543,10 @@ impl Service {
                 st.pkts_out.add(1);
                 st.bytes_out.add(len);
             }
+        };
+        add(&self.stats);
+        if let Some(st) = self.rs_stats(rs) {
+            add(st);
         }
     }
 }
@@ -554,6 +560,12 @@ pub struct ServiceTable {
     by_key: HashMap<ServiceKey, u16, FastBuild>,
     vips: HashMap<u32, u32, FastBuild>,
     next_rs_id: u32,
+    /// Live connections (not templates) created for each service slot, whether the
+    /// service still exists or not. A slot is reused by a new service only at zero, so
+    /// the releases of a deleted service's connections can never reach its successor
+    /// (its local-address pool, its counts): the slot's generation ends with its last
+    /// connection.
+    live: Vec<u32>,
 }
 
 impl ServiceTable {
@@ -566,6 +578,7 @@ impl ServiceTable {
             by_key: HashMap::default(),
             vips: HashMap::default(),
             next_rs_id: 1,
+            live: Vec::new(),
         }
     }
 
@@ -606,7 +619,13 @@ impl ServiceTable {
             return Err(SvcError::PortZeroNeedsPersistence);
         }
         let sched = Scheduler::new(cfg.scheduler)?;
-        let slot = match self.services.iter().position(|s| s.is_none()) {
+        let live = &self.live;
+        let free_slot = self
+            .services
+            .iter()
+            .enumerate()
+            .position(|(i, s)| s.is_none() && live.get(i).copied().unwrap_or(0) == 0);
+        let slot = match free_slot {
             Some(i) => i,
             None => {
                 if self.services.len() >= usize::from(u16::MAX) {
@@ -638,6 +657,35 @@ impl ServiceTable {
         Ok(id)
     }
 
+    /// Records a connection entry created for service `id` (see [`conn_released`]).
+    ///
+    /// [`conn_released`]: Self::conn_released
+    pub fn conn_created(&mut self, id: u16) {
+        let i = usize::from(id);
+        if self.live.len() <= i {
+            self.live.resize(i + 1, 0);
+        }
+        if let Some(n) = self.live.get_mut(i) {
+            *n += 1;
+        }
+    }
+
+    /// Records the end of a connection entry of service slot `id`, returning the
+    /// service if it still exists (the one the connection was created for: a slot is
+    /// not reused while it has live connections).
+    pub fn conn_released(&mut self, id: u16) -> Option<&mut Service> {
+        if let Some(n) = self.live.get_mut(usize::from(id)) {
+            *n = n.saturating_sub(1);
+        }
+        self.get_mut(id)
+    }
+
+    /// Live connections (not templates) of service slot `id`, including those left by
+    /// a deleted service.
+    pub fn live_conns(&self, id: u16) -> u32 {
+        self.live.get(usize::from(id)).copied().unwrap_or(0)
+    }
+
     /// ipvsadm -E: new settings; the scheduler is rebuilt only when it changes, the
     /// local-address pool only when its addresses or range change.
     pub fn edit_service(&mut self, key: ServiceKey, cfg: ServiceConfig) -> Result<(), SvcError> {
@@ -651,9 +699,11 @@ impl ServiceTable {
             s.sched.update(&s.views);
         }
         if cfg.local_addrs != s.cfg.local_addrs || cfg.lport_range != s.cfg.lport_range {
-            // Ports held by live connections on kept addresses are simply not reused
-            // until those connections end (they are released into the new pool then).
-            s.laddr = LaddrPool::new(&cfg.local_addrs, cfg.lport_range, worker, workers);
+            // Ports held by live connections on kept addresses stay reserved in the new
+            // pool until those connections end (they are released into it then).
+            s.laddr = s
+                .laddr
+                .rebuilt(&cfg.local_addrs, cfg.lport_range, worker, workers);
         }
         s.cfg = cfg;
         Ok(())

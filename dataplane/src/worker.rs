@@ -9,12 +9,25 @@
 //! forwarding with TTL decrement and ICMP time exceeded, punt to the kernel, or a drop
 //! with a [`DropReason`] counted per reason. Nothing allocates or locks per packet.
 //!
+//! Established fast path: a pure ACK / data segment of an established FullNAT
+//! connection is recognised from fixed offsets of an option-less IPv4 header, rewritten
+//! with one fused RFC 1624 update per checksum and sent to a next hop taken from a small
+//! per-worker cache (single-path routes with a resolved neighbor; emptied when the FIB
+//! is swapped or the neighbor table changes). Worker counters are added once per burst.
+//! Anything else — or any check that fails — goes through the general path above, which
+//! produces the same bytes and counts.
+//!
+//! SYN proxy: data carried by the client's cookie-validating ACK is held (a fixed pool,
+//! [`SYNPROXY_HELD`] slots) and delivered with the ACK that completes the server
+//! handshake, as DPVS replays its saved ACK mbuf; repeated identical server ACKs are cut
+//! after [`SYNPROXY_DUP_ACK_THRESH`] (DPVS ACK-storm defence).
+//!
 //! Ownership between workers: inbound flows belong to the worker [`flow_owner`] picks
 //! (the stand-in for NIC RSS), FullNAT replies to the worker owning the local port
 //! ([`crate::laddr::owner_of_port`]). A packet that reaches another worker and has no
 //! entry there is returned as [`Action::Handover`] with the owner's id, and counted.
 
-use crate::conn::{flags as cflags, ConnId, ConnTable, Dir, NewConn, TcpState, Timeouts};
+use crate::conn::{flags as cflags, Conn, ConnId, ConnTable, Dir, NewConn, TcpState, Timeouts};
 use crate::fib::{Fib, FibHandle};
 use crate::flow::{FlowKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::laddr::owner_of_port;
@@ -37,6 +50,19 @@ pub const SYNPROXY_MAX_RETRIES: u16 = 3;
 /// SYN proxy: window scale advertised to clients in the cookie SYN-ACK (real servers are
 /// expected to use the same, as with DPVS).
 pub const SYNPROXY_WSCALE: u8 = 7;
+/// SYN proxy ACK-storm defence (DPVS `dup_ack_thresh`): after this many consecutive
+/// server→client ACKs of a SYN-proxied connection with the same sequence and
+/// acknowledgment numbers, further identical ones are dropped and counted
+/// ([`DropReason::AckStorm`]) until the numbers move.
+pub const SYNPROXY_DUP_ACK_THRESH: u16 = 10;
+/// SYN proxy: connections whose cookie-validating ACK carried data that can be held at
+/// once (per worker); the data goes to the server with our ACK completing its handshake.
+pub const SYNPROXY_HELD: usize = 64;
+/// SYN proxy: largest payload held from a cookie-validating ACK (one MSS).
+pub const SYNPROXY_HELD_MAX: usize = 1460;
+/// Slots of the ACK-storm side table (direct-mapped by connection id).
+const STORM_SLOTS: usize = 1024;
+const NO_CONN: u32 = u32::MAX;
 
 /// One frame in a caller-owned buffer: the frame occupies `buf[start..start + len]`; the
 /// bytes before are headroom (for encapsulation), the bytes after tailroom (for TOA).
@@ -193,6 +219,8 @@ reasons! {
     BadCookie,
     /// SYN proxy: client segment while the server handshake is pending, retries spent.
     SynProxyPending,
+    /// SYN proxy: repeated server ACK beyond [`SYNPROXY_DUP_ACK_THRESH`] (ACK storm).
+    AckStorm,
 }
 
 /// What the caller does with a processed frame.
@@ -289,6 +317,12 @@ pub struct WorkerCounters {
     pub pending: crate::service::Counter,
     /// SYN cookies sent by the SYN proxy (a subset of `replied`).
     pub syn_cookies: crate::service::Counter,
+    /// SYN proxy: data carried by a cookie-validating ACK, held for the server.
+    pub syn_data_held: crate::service::Counter,
+    /// SYN proxy: data carried by a cookie-validating ACK that could not be held or
+    /// delivered (too long, no free slot, PROXY protocol service, no room): the client
+    /// retransmits it.
+    pub syn_data_lost: crate::service::Counter,
     /// Drops by reason, indexed by `DropReason as usize`.
     pub drops: [crate::service::Counter; DropReason::COUNT],
 }
@@ -303,6 +337,8 @@ impl Default for WorkerCounters {
             handed_over: Default::default(),
             pending: Default::default(),
             syn_cookies: Default::default(),
+            syn_data_held: Default::default(),
+            syn_data_lost: Default::default(),
             drops: std::array::from_fn(|_| Default::default()),
         }
     }
@@ -351,6 +387,54 @@ pub struct Worker {
     released: Vec<(u32, u16, [u8; 6])>,
     counters: Arc<WorkerCounters>,
     cookies: SynCookies,
+    /// Next hops of recent destinations for the established fast path (see
+    /// [`RouteSlot`]); valid for `route_fib` and until the neighbor table changes.
+    route_cache: Box<[RouteSlot; ROUTE_CACHE]>,
+    route_fib: Option<Arc<Fib>>,
+    /// SYN proxy ACK-storm state of recent connections (see [`StormSlot`]).
+    storm: Box<[StormSlot; STORM_SLOTS]>,
+    /// SYN proxy: data of cookie-validating ACKs waiting for the server handshake.
+    held: Vec<HeldData>,
+    /// `SYNPROXY_HELD` buffers of `SYNPROXY_HELD_MAX` bytes for `held`.
+    held_bytes: Vec<u8>,
+}
+
+/// Last server ACK of one SYN-proxied connection (DPVS `last_seq`, `last_ack_seq`,
+/// `dup_ack_cnt`), kept beside the 64-byte entry; two connections sharing a slot
+/// overwrite each other, which only restarts the count.
+#[derive(Debug, Clone, Copy)]
+struct StormSlot {
+    conn: u32,
+    seq: u32,
+    ack: u32,
+    dup: u16,
+}
+
+/// Payload of a cookie-validating ACK held until the server's SYN-ACK.
+#[derive(Debug, Clone, Copy)]
+struct HeldData {
+    /// Connection id, or `NO_CONN` when free.
+    conn: u32,
+    /// Client address and port (guards against a reused connection id).
+    caddr: u32,
+    cport: u16,
+    len: u16,
+    /// Tick after which the slot is free again (the pending connection's timeout).
+    expires: u32,
+}
+
+/// Slots of the per-worker next-hop cache (direct-mapped by destination address).
+const ROUTE_CACHE: usize = 256;
+
+/// One cached next hop: a single-path route to `dst` (ECMP routes are never cached, the
+/// choice depends on the flow) whose neighbor MAC was known.
+#[derive(Debug, Clone, Copy, Default)]
+struct RouteSlot {
+    dst: u32,
+    valid: bool,
+    port: u16,
+    /// Destination MAC then source MAC: the first 12 bytes of the Ethernet header.
+    macs: [u8; 12],
 }
 
 struct Ctx<'f> {
@@ -368,6 +452,70 @@ fn header_sum_ok(h: &[u8]) -> bool {
     acc = (acc & 0xffff) + (acc >> 16);
     acc = (acc & 0xffff) + (acc >> 16);
     !h.is_empty() && acc == 0xffff
+}
+
+/// [`header_sum_ok`] for an option-less IPv4 header in a fixed-size frame head: the
+/// RFC 1071 sum taken over five 32-bit words in native byte order (the ones'-complement
+/// sum is independent of byte order and word size once folded, RFC 1071 §2), compared
+/// with 0xffff, which reads the same in either order.
+#[inline(always)]
+fn ip_header_ok(h: &[u8; ETH_LEN + 40]) -> bool {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let acc = w(ETH_LEN) + w(ETH_LEN + 4) + w(ETH_LEN + 8) + w(ETH_LEN + 12) + w(ETH_LEN + 16);
+    checksum::fold(acc) == 0xffff
+}
+
+/// FullNAT rewrite of an option-less IPv4 + TCP head: source and destination address
+/// and port, sequence and (the ACK flag being set) acknowledgment shifts, with one fused
+/// RFC 1624 update per checksum (HC' = ~(~HC + ~m + m'), the 32-bit fields taken whole:
+/// a 32-bit word folds to the sum of its halves). The bytes are the ones
+/// `Worker::nat_rewrite_fast` writes: both sums are zero only when no field changes
+/// from all-ones to zero, the same condition there.
+#[inline(always)]
+fn rewrite_fixed(
+    h: &mut [u8; ETH_LEN + 40],
+    src: u32,
+    sport: u16,
+    dst: u32,
+    dport: u16,
+    seq_add: u32,
+    ack_add: u32,
+) {
+    const IP: usize = ETH_LEN;
+    const L4: usize = ETH_LEN + 20;
+    #[inline(always)]
+    fn rd32(h: &[u8; ETH_LEN + 40], at: usize) -> u32 {
+        u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
+    }
+    #[inline(always)]
+    fn delta32(old: u32, new: u32) -> u64 {
+        u64::from(!old) + u64::from(new)
+    }
+    let (os, od) = (rd32(h, IP + 12), rd32(h, IP + 16));
+    let ports_old = rd32(h, L4);
+    let ports_new = (u32::from(sport) << 16) | u32::from(dport);
+    let ip_acc = delta32(os, src) + delta32(od, dst);
+    let mut l4_acc = ip_acc + delta32(ports_old, ports_new);
+    h[IP + 12..IP + 16].copy_from_slice(&src.to_be_bytes());
+    h[IP + 16..IP + 20].copy_from_slice(&dst.to_be_bytes());
+    h[L4..L4 + 4].copy_from_slice(&ports_new.to_be_bytes());
+    if seq_add != 0 {
+        let old = rd32(h, L4 + 4);
+        let new = old.wrapping_add(seq_add);
+        l4_acc += delta32(old, new);
+        h[L4 + 4..L4 + 8].copy_from_slice(&new.to_be_bytes());
+    }
+    if ack_add != 0 && h[L4 + 13] & 0x10 != 0 {
+        let old = rd32(h, L4 + 8);
+        let new = old.wrapping_add(ack_add);
+        l4_acc += delta32(old, new);
+        h[L4 + 8..L4 + 12].copy_from_slice(&new.to_be_bytes());
+    }
+    let fold = |hc: u16, acc: u64| -> u16 { !checksum::fold(u64::from(!hc) + acc) };
+    let ihc = u16::from_be_bytes([h[IP + 10], h[IP + 11]]);
+    h[IP + 10..IP + 12].copy_from_slice(&fold(ihc, ip_acc).to_be_bytes());
+    let thc = u16::from_be_bytes([h[L4 + 16], h[L4 + 17]]);
+    h[L4 + 16..L4 + 18].copy_from_slice(&fold(thc, l4_acc).to_be_bytes());
 }
 
 /// Ports of a TCP/UDP header at `l4`.
@@ -392,6 +540,27 @@ impl Worker {
             released: Vec::with_capacity(cfg.neigh_capacity.max(1) * QUEUE_LEN),
             counters: Arc::new(WorkerCounters::default()),
             cookies: SynCookies::new(crate::flow::mix64(cfg.seed ^ SYN_SECRET_SALT)),
+            route_cache: Box::new([RouteSlot::default(); ROUTE_CACHE]),
+            route_fib: None,
+            storm: Box::new(
+                [StormSlot {
+                    conn: NO_CONN,
+                    seq: 0,
+                    ack: 0,
+                    dup: 0,
+                }; STORM_SLOTS],
+            ),
+            held: vec![
+                HeldData {
+                    conn: NO_CONN,
+                    caddr: 0,
+                    cport: 0,
+                    len: 0,
+                    expires: 0,
+                };
+                SYNPROXY_HELD
+            ],
+            held_bytes: vec![0; SYNPROXY_HELD * SYNPROXY_HELD_MAX],
             cfg,
         }
     }
@@ -424,6 +593,7 @@ impl Worker {
     /// Records a neighbor (e.g. a static entry or one the kernel twin learned).
     pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: [u8; 6], now: Duration) {
         let q = self.neigh.learn(u32::from(ip), mac, now, true);
+        self.flush_routes();
         self.release(q, mac);
     }
 
@@ -451,7 +621,7 @@ impl Worker {
             if c.is_template() {
                 return;
             }
-            if let Some(s) = services.get_mut(c.svc) {
+            if let Some(s) = services.conn_released(c.svc) {
                 s.conn_closed(c.rs, c.flags & cflags::ACTIVE != 0);
                 if Forward::from_u8(c.mode()) == Forward::FullNat {
                     s.laddr().release(c.laddr, c.lport);
@@ -459,6 +629,7 @@ impl Worker {
             }
         });
         let fib = self.fib.load();
+        self.flush_routes();
         self.neigh.tick(now, |e| match e {
             NeighEvent::Request(ip) => {
                 let port = fib.select(ip, 0).map_or(0, |n| n.port);
@@ -509,22 +680,196 @@ impl Worker {
     pub fn process(&mut self, now: Duration, frames: &mut [Frame<'_>], actions: &mut [Action]) {
         let handle = Arc::clone(&self.fib);
         let fib = handle.load();
+        self.check_fib(&fib);
         let ctx = Ctx { fib: &fib, now };
+        let now_ticks = crate::conn::ticks(now);
+        let est = crate::conn::ticks(self.cfg.timeouts.tcp(TcpState::Established));
+        let (mut rx, mut fast) = (0u64, 0u64);
         for (f, a) in frames.iter_mut().zip(actions.iter_mut()) {
-            self.counters.rx.add(1);
-            let r = self.frame(&ctx, f);
-            *a = self.count(r);
+            rx += 1;
+            *a = match self.fast(&ctx, now_ticks, est, f) {
+                Some(r @ Action::Forward { .. }) => {
+                    fast += 1;
+                    r
+                }
+                Some(r) => self.count(r),
+                None => {
+                    let r = self.frame(&ctx, f);
+                    self.count(r)
+                }
+            };
         }
+        self.counters.rx.add(rx);
+        self.counters.forwarded.add(fast);
     }
 
     /// Processes one frame.
     pub fn process_one(&mut self, now: Duration, frame: &mut Frame<'_>) -> Action {
         let handle = Arc::clone(&self.fib);
         let fib = handle.load();
+        self.check_fib(&fib);
         let ctx = Ctx { fib: &fib, now };
         self.counters.rx.add(1);
-        let r = self.frame(&ctx, frame);
+        let est = crate::conn::ticks(self.cfg.timeouts.tcp(TcpState::Established));
+        let r = match self.fast(&ctx, crate::conn::ticks(now), est, frame) {
+            Some(r) => r,
+            None => self.frame(&ctx, frame),
+        };
         self.count(r)
+    }
+
+    /// Empties the next-hop cache when a different FIB has been published (the cache
+    /// holds the FIB it was filled from, so its address cannot be reused meanwhile).
+    #[inline]
+    fn check_fib(&mut self, fib: &Arc<Fib>) {
+        if !self.route_fib.as_ref().is_some_and(|a| Arc::ptr_eq(a, fib)) {
+            self.route_fib = Some(Arc::clone(fib));
+            self.flush_routes();
+        }
+    }
+
+    /// Empties the next-hop cache (the neighbor table changed).
+    fn flush_routes(&mut self) {
+        for s in self.route_cache.iter_mut() {
+            s.valid = false;
+        }
+    }
+
+    /// The established fast path: a unicast IPv4 TCP segment without options beyond
+    /// what the general path ignores, carrying only ACK (PSH, URG, ECE, CWR allowed), of
+    /// an established FullNAT connection whose service needs no TOA or PROXY header on
+    /// it. Checks everything first and returns `None`, with nothing changed, for any
+    /// other frame: the general path ([`frame`](Self::frame)) then handles it. The
+    /// bytes written and counters moved are the ones the general path would produce.
+    #[inline]
+    fn fast(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now_ticks: u32,
+        est_ticks: u32,
+        f: &mut Frame<'_>,
+    ) -> Option<Action> {
+        const HDR: usize = ETH_LEN + 20 + 20;
+        let mine = self.cfg.ports.get(usize::from(f.port))?.mac;
+        // The head, borrowed once for checks and rewrite (the frame's fields are split so
+        // its length can be trimmed while the head is held).
+        let frame_len = f.len;
+        if frame_len < HDR {
+            return None;
+        }
+        let head = f.buf.get_mut(f.start..)?.get_mut(..HDR)?;
+        let h: &mut [u8; HDR] = head.try_into().ok()?;
+        let (total, key, doff) = {
+            if h[0..6] != mine || h[12..14] != ETH_IPV4 || h[14] != 0x45 || h[23] != PROTO_TCP {
+                return None;
+            }
+            // Only ACK among SYN/FIN/RST/ACK (checked first: SYN floods leave here), not
+            // a fragment (MF clear, offset 0).
+            if h[47] & 0x17 != 0x10 || h[20] & 0x3f != 0 || h[21] != 0 {
+                return None;
+            }
+            let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+            if total < 40 || ETH_LEN + total > frame_len {
+                return None;
+            }
+            if !ip_header_ok(h) {
+                return None;
+            }
+            let key = FlowKey {
+                saddr: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
+                daddr: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
+                sport: u16::from_be_bytes([h[34], h[35]]),
+                dport: u16::from_be_bytes([h[36], h[37]]),
+                proto: PROTO_TCP,
+            };
+            (total, key, h[46] >> 4)
+        };
+        let (id, dir) = self.conns.lookup(&key)?;
+        let c = self.conns.get(id)?;
+        if c.mode() != Forward::FullNat as u8 || c.state() != TcpState::Established {
+            return None;
+        }
+        // Sequence shifts with options present need the SACK blocks adjusted too.
+        if (c.syn_delta != 0 || c.proxy_len != 0) && doff != 5 {
+            return None;
+        }
+        let svc = self.services.get(c.svc)?;
+        let cfg = svc.config();
+        let inbound = dir == Dir::In;
+        // Server segments of SYN-proxied connections pass the ACK-storm check.
+        if !inbound && c.flags & cflags::SYNPROXY != 0 {
+            return None;
+        }
+        if inbound {
+            match cfg.client_addr {
+                ClientAddr::None => {}
+                ClientAddr::Toa if c.flags & cflags::CLIENT_ADDR_SENT != 0 => {}
+                _ => return None,
+            }
+        }
+        // Committed: from here on the frame is ours.
+        let est_ticks = match cfg.est_timeout {
+            None => est_ticks,
+            Some(t) => crate::conn::ticks(t),
+        };
+        svc.count_packet(c.rs, inbound, total);
+        let (src, sport, dst, dport, seq_add, ack_add, next, hash_key) = if inbound {
+            (
+                c.laddr,
+                c.lport,
+                c.raddr,
+                c.rport,
+                u32::from(c.proxy_len),
+                c.syn_delta,
+                c.raddr,
+                c.out_key(),
+            )
+        } else {
+            (
+                c.vaddr,
+                c.vport,
+                c.caddr,
+                c.cport,
+                c.syn_delta.wrapping_neg(),
+                u32::from(c.proxy_len).wrapping_neg(),
+                c.caddr,
+                c.in_key(),
+            )
+        };
+        self.conns.touch_ticks(id, now_ticks, est_ticks);
+        rewrite_fixed(h, src, sport, dst, dport, seq_add, ack_add);
+        let slot = &self.route_cache[crate::flow::hash_32(next, 8) as usize % ROUTE_CACHE];
+        let hit = slot.valid && slot.dst == next;
+        if hit {
+            h[0..12].copy_from_slice(&slot.macs);
+        }
+        // Ethernet padding trimmed as on the general path (`total` fits the frame).
+        f.len = ETH_LEN + total;
+        if hit {
+            return Some(Action::Forward { port: slot.port });
+        }
+        Some(self.route_and_cache(ctx, f, next, hash_key.ecmp_hash()))
+    }
+
+    /// [`route`](Self::route), remembering a single-path next hop with a known MAC.
+    #[cold]
+    #[inline(never)]
+    fn route_and_cache(&mut self, ctx: &Ctx<'_>, f: &mut Frame<'_>, dst: u32, hash: u32) -> Action {
+        let a = self.route(ctx, f, dst, hash);
+        if let (Action::Forward { port }, Some([nh])) = (a, ctx.fib.lookup(dst)) {
+            if let Some(mac) = self.neigh.mac(nh.neighbor(dst)) {
+                let mut macs = [0u8; 12];
+                macs[..6].copy_from_slice(&mac);
+                macs[6..].copy_from_slice(&self.port_mac(port));
+                self.route_cache[crate::flow::hash_32(dst, 8) as usize % ROUTE_CACHE] = RouteSlot {
+                    dst,
+                    valid: true,
+                    port,
+                    macs,
+                };
+            }
+        }
+        a
     }
 
     fn port_mac(&self, port: u16) -> [u8; 6] {
@@ -583,6 +928,7 @@ impl Worker {
             let q = self
                 .neigh
                 .learn(spa, repr.source_hardware_addr.0, ctx.now, ours);
+            self.flush_routes();
             self.release(q, repr.source_hardware_addr.0);
         }
         if self.is_kernel_addr(tpa) || !ours {
@@ -847,6 +1193,7 @@ impl Worker {
         match self.conns.insert(n, ctx.now) {
             Ok(id) => {
                 s.conn_opened(sched.rs);
+                self.services.conn_created(svc);
                 Ok(id)
             }
             Err(_) => {
@@ -870,8 +1217,10 @@ impl Worker {
         flags: u8,
         window: u16,
         opts: &[u8],
+        payload: &[u8],
     ) -> bool {
-        let tcp_len = 20 + opts.len();
+        let hdr_len = 20 + opts.len();
+        let tcp_len = hdr_len + payload.len();
         let total = ETH_LEN + 20 + tcp_len;
         if !f.set_len(total) {
             return false;
@@ -913,11 +1262,12 @@ impl Worker {
         t[2..4].copy_from_slice(&dst.1.to_be_bytes());
         t[4..8].copy_from_slice(&seq.to_be_bytes());
         t[8..12].copy_from_slice(&ack.to_be_bytes());
-        t[12] = ((tcp_len / 4) as u8) << 4;
+        t[12] = ((hdr_len / 4) as u8) << 4;
         t[13] = flags;
         t[14..16].copy_from_slice(&window.to_be_bytes());
         t[16..20].copy_from_slice(&[0; 4]);
-        t[20..].copy_from_slice(opts);
+        t[20..hdr_len].copy_from_slice(opts);
+        t[hdr_len..].copy_from_slice(payload);
         TcpPacket::new_unchecked(&mut *t).fill_checksum(sa, da);
         true
     }
@@ -1001,6 +1351,7 @@ impl Worker {
                 0x12,
                 u16::MAX,
                 ob.get(..n).unwrap_or(&[]),
+                &[],
             );
             if !ok {
                 return Action::Drop(DropReason::NoRoom);
@@ -1024,7 +1375,98 @@ impl Worker {
             e.syn_delta = cookie;
             e.proxy_seq = seq.wrapping_sub(1);
         }
+        self.hold_data(ctx, f, id, l4off, timeout);
         self.synproxy_syn(ctx, f, id, window)
+    }
+
+    /// Keeps the payload of a cookie-validating ACK (as DPVS saves the ACK mbuf) so it
+    /// reaches the server with the ACK that completes the server handshake, instead of
+    /// waiting for the client's retransmission. Not for PROXY protocol services (the
+    /// header must precede the first data byte: their client retransmits).
+    fn hold_data(
+        &mut self,
+        ctx: &Ctx<'_>,
+        f: &Frame<'_>,
+        id: ConnId,
+        l4off: usize,
+        timeout: Duration,
+    ) {
+        let d = f.data();
+        let doff = usize::from(d.get(l4off + 12).copied().unwrap_or(0) >> 4) * 4;
+        let Some(payload) = d.get(l4off + doff.max(20)..).filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let Some(c) = self.conns.get(id).copied() else {
+            return;
+        };
+        let proxy = self.services.get(c.svc).is_some_and(|s| {
+            matches!(
+                s.config().client_addr,
+                ClientAddr::ProxyV1 | ClientAddr::ProxyV2
+            )
+        });
+        let now = crate::conn::ticks(ctx.now);
+        let slot = self
+            .held
+            .iter()
+            .position(|h| h.conn == NO_CONN || h.expires <= now);
+        let (Some(i), false, true) = (slot, proxy, payload.len() <= SYNPROXY_HELD_MAX) else {
+            self.counters.syn_data_lost.add(1);
+            return;
+        };
+        let at = i * SYNPROXY_HELD_MAX;
+        let (Some(dst), Some(h)) = (
+            self.held_bytes.get_mut(at..at + payload.len()),
+            self.held.get_mut(i),
+        ) else {
+            return;
+        };
+        dst.copy_from_slice(payload);
+        *h = HeldData {
+            conn: id.0,
+            caddr: c.caddr,
+            cport: c.cport,
+            len: payload.len() as u16,
+            expires: now.saturating_add(crate::conn::ticks(timeout).max(1)),
+        };
+        self.counters.syn_data_held.add(1);
+    }
+
+    /// Takes the held data of connection `c` (`id`): its byte range in `held_bytes`.
+    fn take_held(&mut self, id: ConnId, c: &Conn, now: Duration) -> Option<(usize, usize)> {
+        let now = crate::conn::ticks(now);
+        let i = self.held.iter().position(|h| {
+            h.conn == id.0 && h.caddr == c.caddr && h.cport == c.cport && h.expires > now
+        })?;
+        let h = self.held.get_mut(i)?;
+        h.conn = NO_CONN;
+        let at = i * SYNPROXY_HELD_MAX;
+        Some((at, at + usize::from(h.len)))
+    }
+
+    /// DPVS `syn_proxy_is_ack_storm` for a server→client ACK of a SYN-proxied
+    /// connection: true when it repeats the previous one's sequence and acknowledgment
+    /// numbers for the [`SYNPROXY_DUP_ACK_THRESH`]th time or more (drop it).
+    fn ack_storm(&mut self, id: ConnId, f: &Frame<'_>, l4off: usize) -> bool {
+        let Some(t) = f.data().get(l4off + 4..l4off + 12) else {
+            return false;
+        };
+        let seq = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+        let ack = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        let Some(s) = self.storm.get_mut(id.0 as usize % STORM_SLOTS) else {
+            return false;
+        };
+        if s.conn == id.0 && s.seq == seq && s.ack == ack {
+            s.dup = s.dup.saturating_add(1).min(SYNPROXY_DUP_ACK_THRESH);
+            return s.dup >= SYNPROXY_DUP_ACK_THRESH;
+        }
+        *s = StormSlot {
+            conn: id.0,
+            seq,
+            ack,
+            dup: 0,
+        };
+        false
     }
 
     /// Sends (or resends) the SYN of a SYN-proxied connection to its server.
@@ -1060,6 +1502,7 @@ impl Worker {
             0x02,
             window,
             opts,
+            &[],
         ) {
             return Action::Drop(DropReason::NoRoom);
         }
@@ -1134,17 +1577,42 @@ impl Worker {
         };
         let win = u16::MAX >> data.wscale.unwrap_or(0).min(14);
         let port = f.port;
-        let ok = Self::emit_tcp(
-            f,
-            macs,
-            src,
-            (c.raddr, c.rport),
-            ack,
-            seq.wrapping_add(1),
-            0x10,
-            win,
-            &[],
-        );
+        let held = self.take_held(id, &c, ctx.now);
+        let payload = held
+            .and_then(|(a, b)| self.held_bytes.get(a..b))
+            .unwrap_or(&[]);
+        // With held client data: PSH|ACK carrying it (it starts at the client's ISN + 1,
+        // which is what the server acknowledged). Without room for it: a bare ACK.
+        let mut ok = !payload.is_empty()
+            && Self::emit_tcp(
+                f,
+                macs,
+                src,
+                (c.raddr, c.rport),
+                ack,
+                seq.wrapping_add(1),
+                0x18,
+                win,
+                &[],
+                payload,
+            );
+        if !ok {
+            if held.is_some() {
+                self.counters.syn_data_lost.add(1);
+            }
+            ok = Self::emit_tcp(
+                f,
+                macs,
+                src,
+                (c.raddr, c.rport),
+                ack,
+                seq.wrapping_add(1),
+                0x10,
+                win,
+                &[],
+                &[],
+            );
+        }
         Some(if ok {
             Action::Reply { port }
         } else {
@@ -1189,7 +1657,7 @@ impl Worker {
         {
             let key = c.in_key();
             if let Some(old) = self.conns.remove(id) {
-                if let Some(s) = self.services.get_mut(old.svc) {
+                if let Some(s) = self.services.conn_released(old.svc) {
                     s.conn_closed(old.rs, old.flags & cflags::ACTIVE != 0);
                     if fwd == Forward::FullNat {
                         s.laddr().release(old.laddr, old.lport);
@@ -1200,6 +1668,15 @@ impl Worker {
                 Some(svc) => self.new_conn(ctx, f, svc, key, l4off),
                 None => Action::Drop(DropReason::NoService),
             };
+        }
+        // DPVS ACK-storm defence on the server side of SYN-proxied connections.
+        if proto == PROTO_TCP
+            && dir == Dir::Out
+            && c.flags & cflags::SYNPROXY != 0
+            && tcp_flags & 0x10 != 0
+            && self.ack_storm(id, f, l4off)
+        {
+            return Action::Drop(DropReason::AckStorm);
         }
         // State and timeout.
         let sdir = if dir == Dir::In && matches!(fwd, Forward::Dr | Forward::Tun) {

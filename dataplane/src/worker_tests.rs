@@ -1949,3 +1949,516 @@ fn persistence_and_deny_list_on_the_packet_path() {
     w.tick(s(500), |_| {});
     assert!(w.conns().is_empty());
 }
+
+/// Source address and port of a forwarded IPv4/TCP frame.
+fn src_of(out: &[u8]) -> ([u8; 4], u16) {
+    (
+        [out[26], out[27], out[28], out[29]],
+        u16::from_be_bytes([out[34], out[35]]),
+    )
+}
+
+fn syn_from(cport: u16) -> Vec<u8> {
+    tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        cport,
+        80,
+        1000,
+        0,
+        SYN,
+        &[],
+        &[],
+    )
+}
+
+const LIP2: [u8; 4] = [192, 168, 7, 189];
+
+#[test]
+fn edit_service_keeps_ports_of_live_connections_reserved() {
+    let mut lab = lab(Forward::FullNat, ClientAddr::None);
+    let w = &mut lab.w;
+    let (a, out) = run(w, s(1), 0, &syn_from(CPORT));
+    assert_eq!(a, Action::Forward { port: 1 });
+    assert_eq!(src_of(&out), (LIP, 1025));
+    // A second local address is added: the pool is rebuilt.
+    let cfg = ServiceConfig {
+        scheduler: SchedKind::Rr,
+        local_addrs: vec![Ipv4Addr::from(LIP), Ipv4Addr::from(LIP2)],
+        ..Default::default()
+    };
+    w.apply(Command::EditService(lab.svc, cfg)).expect("edit");
+    let mut seen = Vec::new();
+    for p in 1..=4u16 {
+        let (a, out) = run(w, s(2), 0, &syn_from(CPORT + p));
+        assert_eq!(a, Action::Forward { port: 1 }, "new connection {p}");
+        seen.push(src_of(&out));
+    }
+    assert!(
+        !seen.contains(&(LIP, 1025)),
+        "live port handed out again: {seen:?}"
+    );
+    assert!(seen.contains(&(LIP, 1026)) && seen.contains(&(LIP2, 1025)));
+    assert_eq!(w.conns().len(), 5);
+    // All end; the reserved port went back to the new pool (5 ports per address in
+    // use at most, so it shows up within 10 new connections).
+    w.tick(s(100), |_| {});
+    assert!(w.conns().is_empty());
+    let got: Vec<_> = (10..20u16)
+        .map(|p| src_of(&run(w, s(101), 0, &syn_from(CPORT + p)).1))
+        .collect();
+    assert!(got.contains(&(LIP, 1025)), "{got:?}");
+}
+
+#[test]
+fn readded_service_never_receives_releases_of_the_deleted_one() {
+    let mut lab = lab(Forward::FullNat, ClientAddr::None);
+    let w = &mut lab.w;
+    // An old connection (SYN_RECV, 30 s) holds LIP:1025 in the old service.
+    let (_, out) = run(w, s(1), 0, &syn_from(CPORT));
+    assert_eq!(src_of(&out), (LIP, 1025));
+    let old_id = w
+        .services()
+        .find(PROTO_TCP, u32::from_be_bytes(VIP), 80)
+        .expect("id");
+    w.apply(Command::DeleteService(lab.svc)).expect("del");
+    // Re-added with another server (so the outbound tuples differ).
+    let cfg = ServiceConfig {
+        scheduler: SchedKind::Rr,
+        local_addrs: vec![Ipv4Addr::from(LIP)],
+        ..Default::default()
+    };
+    w.apply(Command::AddService(lab.svc, cfg, Arc::default()))
+        .expect("re-add");
+    w.apply(Command::AddServer(
+        lab.svc,
+        RealServerConfig::new(Ipv4Addr::from(RS2), 80, 1),
+        Arc::default(),
+    ))
+    .expect("rs2");
+    let new_id = w
+        .services()
+        .find(PROTO_TCP, u32::from_be_bytes(VIP), 80)
+        .expect("id");
+    assert_ne!(new_id, old_id, "slot with live connections reused");
+    assert_eq!(w.services().live_conns(old_id), 1);
+    // A new connection (t = 20 s, lives to 50 s) takes LIP:1025 in the new pool.
+    let (a, out) = run(w, s(20), 0, &syn_from(CPORT + 1));
+    assert_eq!(a, Action::Forward { port: 1 });
+    assert_eq!(src_of(&out), (LIP, 1025));
+    // The old connection expires; its release must not free the new one's port.
+    assert_eq!(w.tick(s(40), |_| {}), 1);
+    assert_eq!(w.services().live_conns(old_id), 0);
+    let (a, out) = run(w, s(41), 0, &syn_from(CPORT + 2));
+    assert_eq!(a, Action::Forward { port: 1 });
+    assert_eq!(src_of(&out), (LIP, 1026));
+    // Now the old slot is free again for the next service.
+    let other = ServiceKey::new(PROTO_TCP, Ipv4Addr::from(VIP), 8080);
+    w.apply(Command::AddService(
+        other,
+        ServiceConfig {
+            local_addrs: vec![Ipv4Addr::from(LIP)],
+            ..Default::default()
+        },
+        Arc::default(),
+    ))
+    .expect("other");
+    assert_eq!(
+        w.services().find(PROTO_TCP, u32::from_be_bytes(VIP), 8080),
+        Some(old_id)
+    );
+}
+
+/// An established FullNAT connection (client CPORT ↔ RS via LIP:1025), set up through
+/// the general path; returns the client's pure-ACK data frame.
+fn established_fullnat(w: &mut Worker) -> Vec<u8> {
+    let (_, _) = run(w, s(1), 0, &syn_from(CPORT));
+    let synack = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, LIP, 6),
+        80,
+        1025,
+        5000,
+        1001,
+        SYN | ACK,
+        &[],
+        &[],
+    );
+    assert_eq!(run(w, s(1), 1, &synack).0, Action::Forward { port: 0 });
+    let ack = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        CPORT,
+        80,
+        1001,
+        5001,
+        ACK,
+        &[],
+        &[],
+    );
+    assert_eq!(run(w, s(1), 0, &ack).0, Action::Forward { port: 1 });
+    tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        CPORT,
+        80,
+        1001,
+        5001,
+        PSH | ACK,
+        &[],
+        b"hello",
+    )
+}
+
+#[test]
+fn fast_path_matches_the_general_path_and_follows_neighbor_and_fib_changes() {
+    let mut lab = lab(Forward::FullNat, ClientAddr::None);
+    let w = &mut lab.w;
+    let data = established_fullnat(w);
+    let want = tcp_frame(
+        MAC_RS,
+        MAC_P1,
+        ip(LIP, RS, 6),
+        1025,
+        80,
+        1001,
+        5001,
+        PSH | ACK,
+        &[],
+        b"hello",
+    );
+    // Twice: the first fills the next-hop cache, the second uses it.
+    for _ in 0..2 {
+        let (a, out) = run(w, s(2), 0, &data);
+        assert_eq!(a, Action::Forward { port: 1 });
+        assert_frame(&out, &want);
+    }
+    // Ethernet padding is trimmed as on the general path.
+    let mut padded = data.clone();
+    padded.extend_from_slice(&[0xee; 7]);
+    assert_frame(&run(w, s(2), 0, &padded).1, &want);
+    // The server moves to another MAC: the cache must not keep the old one.
+    let new_mac = [0x02, 0, 0, 0, 0, 0x77];
+    w.learn_neighbor(Ipv4Addr::from(RS), new_mac, s(2));
+    let (_, out) = run(w, s(2), 0, &data);
+    assert_eq!(&out[0..6], &new_mac);
+    // A new FIB sends 192.168.7.0/24 out of port 0: the cache follows the FIB.
+    let mut r = routes();
+    for route in &mut r {
+        for nh in &mut route.nexthops {
+            nh.port = 0;
+        }
+    }
+    w.fib.store(Fib::build(&r).expect("fib"));
+    let (a, out) = run(w, s(2), 0, &data);
+    assert_eq!(a, Action::Forward { port: 0 });
+    assert_eq!(&out[6..12], &MAC_P0);
+    // Counters: every packet counted once, on the worker and the service.
+    let c = w.counters();
+    assert_eq!(c.rx.get(), c.forwarded.get() + c.dropped());
+    let svc = w.services().by_key(lab.svc).expect("svc");
+    assert_eq!(svc.stats().pkts_in.get(), 2 + 5);
+    // A corrupted IP checksum is not taken by the fast path: counted drop.
+    let mut bad = data.clone();
+    bad[24] ^= 0xff;
+    assert_eq!(
+        run(w, s(2), 0, &bad).0,
+        Action::Drop(DropReason::BadChecksum)
+    );
+}
+
+#[test]
+fn burst_counts_match_single_frame_processing() {
+    let mut lab = lab(Forward::FullNat, ClientAddr::None);
+    let w = &mut lab.w;
+    let data = established_fullnat(w);
+    let frames_in: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            if i % 3 == 2 {
+                syn_from(CPORT + 100 + i) // new connections: general path
+            } else {
+                data.clone()
+            }
+        })
+        .collect();
+    let mut bufs: Vec<Vec<u8>> = frames_in
+        .iter()
+        .map(|f| {
+            let mut b = vec![0u8; HEADROOM + f.len() + 64];
+            b[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+            b
+        })
+        .collect();
+    let rx0 = w.counters().rx.get();
+    let fw0 = w.counters().forwarded.get();
+    let mut frames: Vec<Frame<'_>> = bufs
+        .iter_mut()
+        .zip(&frames_in)
+        .map(|(b, f)| Frame::new(b, HEADROOM, f.len(), 0).expect("frame"))
+        .collect();
+    let mut actions = vec![Action::Punt; 8];
+    w.process(s(3), &mut frames, &mut actions);
+    assert!(actions.iter().all(|a| *a == Action::Forward { port: 1 }));
+    assert_eq!(w.counters().rx.get() - rx0, 8);
+    assert_eq!(w.counters().forwarded.get() - fw0, 8);
+}
+
+/// SYN-proxied handshake up to the server's SYN-ACK; `ack_data` rides on the client's
+/// cookie-validating ACK. Returns the cookie and our answer to the server's SYN-ACK.
+fn synproxy_until_server_synack(w: &mut Worker, ack_data: &[u8]) -> (u32, Action, Vec<u8>) {
+    let opts = [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
+    let syn = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        CPORT,
+        80,
+        1000,
+        0,
+        SYN,
+        &opts,
+        &[],
+    );
+    let (_, out) = run(w, s(10), 0, &syn);
+    let cookie = u32::from_be_bytes([out[38], out[39], out[40], out[41]]);
+    let ack = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        CPORT,
+        80,
+        1001,
+        cookie.wrapping_add(1),
+        if ack_data.is_empty() { ACK } else { PSH | ACK },
+        &[],
+        ack_data,
+    );
+    let (a, out) = run(w, s(11), 0, &ack);
+    assert_eq!(a, Action::Forward { port: 1 });
+    // The server gets a plain SYN either way.
+    let want = tcp_frame(
+        MAC_RS,
+        MAC_P1,
+        Ip {
+            id: 0,
+            ..ip(LIP, RS, 6)
+        },
+        1025,
+        80,
+        1000,
+        0,
+        SYN,
+        &opts,
+        &[],
+    );
+    assert_frame(&out, &want);
+    let rs_synack = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, LIP, 6),
+        80,
+        1025,
+        7000,
+        1001,
+        SYN | ACK,
+        &MSS1460,
+        &[],
+    );
+    let (a, out) = run(w, s(11), 1, &rs_synack);
+    (cookie, a, out)
+}
+
+#[test]
+fn synproxy_data_on_the_cookie_ack_reaches_the_server_after_its_handshake() {
+    let mut lab = synproxy_lab();
+    let w = &mut lab.w;
+    let (_, a, out) = synproxy_until_server_synack(w, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(a, Action::Reply { port: 1 });
+    assert_eq!(w.counters().syn_data_held.get(), 1);
+    // Our ACK completing the server handshake carries the client's first bytes, at the
+    // client's ISN + 1, acknowledging the server's ISN + 1.
+    let h = Ip {
+        id: 0,
+        ..ip(LIP, RS, 6)
+    };
+    let mut seg = tcp_seg(
+        &h,
+        1025,
+        80,
+        1001,
+        7001,
+        PSH | ACK,
+        &[],
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    seg[14..16].copy_from_slice(&(0xffffu16 >> 7).to_be_bytes());
+    let seg = l4_with_csum(&h, seg, 16);
+    assert_frame(&out, &frame(MAC_RS, MAC_P1, &h, &seg));
+    verify_checksums(&out);
+    // Held once: a later SYN-ACK retransmission gets a bare ACK (no duplicate data).
+    let rs_synack = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, LIP, 6),
+        80,
+        1025,
+        7000,
+        1001,
+        SYN | ACK,
+        &MSS1460,
+        &[],
+    );
+    let (_, out) = run(w, s(11), 1, &rs_synack);
+    assert_eq!(w.counters().syn_data_lost.get(), 0);
+    assert!(
+        out.len() < 14 + 20 + 20 + 18,
+        "no second copy of the data: {out:02x?}"
+    );
+}
+
+#[test]
+fn synproxy_data_is_not_held_for_proxy_protocol_services() {
+    let mut lab = synproxy_lab();
+    let cfg = ServiceConfig {
+        scheduler: SchedKind::Rr,
+        syn_proxy: true,
+        client_addr: ClientAddr::ProxyV2,
+        local_addrs: vec![Ipv4Addr::from(LIP)],
+        ..Default::default()
+    };
+    lab.w
+        .apply(Command::EditService(lab.svc, cfg))
+        .expect("edit");
+    let w = &mut lab.w;
+    let (_, a, out) = synproxy_until_server_synack(w, b"data");
+    assert_eq!(a, Action::Reply { port: 1 });
+    assert_eq!(w.counters().syn_data_held.get(), 0);
+    assert_eq!(w.counters().syn_data_lost.get(), 1);
+    assert_eq!(out.len(), 14 + 20 + 20, "bare ACK");
+    assert_eq!(out[14 + 20 + 13], ACK);
+}
+
+#[test]
+fn synproxy_ack_storm_from_the_server_is_cut_after_the_threshold() {
+    let mut lab = synproxy_lab();
+    let w = &mut lab.w;
+    let (cookie, a, _) = synproxy_until_server_synack(w, &[]);
+    assert_eq!(a, Action::Reply { port: 1 });
+    let server_ack = |seq: u32| {
+        tcp_frame(
+            MAC_P1,
+            MAC_RS,
+            ip(RS, LIP, 6),
+            80,
+            1025,
+            seq,
+            1001,
+            ACK,
+            &[],
+            &[],
+        )
+    };
+    let storm = server_ack(7001);
+    // The first, then SYNPROXY_DUP_ACK_THRESH - 1 repeats, reach the client (shifted
+    // into its numbering); the threshold-th repeat and later ones are dropped.
+    for i in 0..SYNPROXY_DUP_ACK_THRESH {
+        let (a, out) = run(w, s(12), 1, &storm);
+        assert_eq!(a, Action::Forward { port: 0 }, "ack {i}");
+        assert_eq!(
+            u32::from_be_bytes([out[38], out[39], out[40], out[41]]),
+            cookie.wrapping_add(1)
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            run(w, s(12), 1, &storm).0,
+            Action::Drop(DropReason::AckStorm)
+        );
+    }
+    assert_eq!(w.counters().drop_count(DropReason::AckStorm), 3);
+    // The numbers move: forwarded again, and the count starts over.
+    assert_eq!(
+        run(w, s(12), 1, &server_ack(7002)).0,
+        Action::Forward { port: 0 }
+    );
+    assert_eq!(
+        run(w, s(12), 1, &server_ack(7002)).0,
+        Action::Forward { port: 0 }
+    );
+    // Client segments are never subject to it.
+    let get = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        CPORT,
+        80,
+        1001,
+        cookie.wrapping_add(1),
+        ACK,
+        &[],
+        &[],
+    );
+    for _ in 0..2 * SYNPROXY_DUP_ACK_THRESH {
+        assert_eq!(run(w, s(12), 0, &get).0, Action::Forward { port: 1 });
+    }
+}
+
+mod fast_rewrite {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fixed-offset rewrite writes exactly the bytes of the general fused
+        /// rewrite, checksum edge cases (0x0000 / 0xffff, all-ones fields) included.
+        #[test]
+        fn rewrite_fixed_equals_nat_rewrite_fast(
+            head in proptest::collection::vec(any::<u8>(), 54),
+            edge in 0u8..4,
+            src in any::<u32>(), sport in any::<u16>(),
+            dst in any::<u32>(), dport in any::<u16>(),
+            seq_add in prop_oneof![Just(0u32), any::<u32>()],
+            ack_add in prop_oneof![Just(0u32), any::<u32>()],
+        ) {
+            let mut a: [u8; 54] = head.clone().try_into().expect("54");
+            match edge {
+                1 => { a[24] = 0xff; a[25] = 0xff; a[50] = 0; a[51] = 0; }
+                2 => { a[26..38].fill(0xff); }
+                3 => { a[24] = 0; a[25] = 0; a[50] = 0xff; a[51] = 0xff; }
+                _ => {}
+            }
+            let mut b = a.to_vec();
+            rewrite_fixed(&mut a, src, sport, dst, dport, seq_add, ack_add);
+            let mut f = Frame::new(&mut b, 0, 54, 0).expect("frame");
+            prop_assert!(Worker::nat_rewrite_fast(
+                &mut f,
+                ETH_LEN + 20,
+                PROTO_TCP,
+                Some((Ipv4Addr::from(src), sport)),
+                Some((Ipv4Addr::from(dst), dport)),
+                seq_add,
+                ack_add,
+            ));
+            prop_assert_eq!(&a[..], f.data());
+        }
+
+        /// The 32-bit native-order header check agrees with the plain RFC 1071 check.
+        #[test]
+        fn ip_header_ok_equals_header_sum_ok(head in proptest::collection::vec(any::<u8>(), 54), fix in any::<bool>()) {
+            let mut a: [u8; 54] = head.try_into().expect("54");
+            if fix {
+                a[24] = 0;
+                a[25] = 0;
+                let c = csum(&[&a[14..34]]);
+                a[24..26].copy_from_slice(&c.to_be_bytes());
+            }
+            prop_assert_eq!(ip_header_ok(&a), header_sum_ok(&a[14..34]));
+            if fix {
+                prop_assert!(ip_header_ok(&a));
+            }
+        }
+    }
+}
