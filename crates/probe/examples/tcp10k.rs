@@ -1,13 +1,14 @@
 //! Benchmark: 10,000 TCP real servers checked every second by the [`probe::Prober`].
 //!
-//! Needs root. Creates two network namespaces (`flab-probe-<pid>-bench{c,s}`) joined by
-//! a veth pair; a child process (this binary, `serve` mode) listens on 10,000 ports of
-//! 10.77.0.2 in the server namespace and accepts; the prober runs on one thread of a
-//! current-thread runtime in the client namespace with 1,000 services × 10 servers,
-//! `TCP_CHECK`, `delay_loop 1s`, `connect_timeout 1s`, warmup 1 s (checks spread over
-//! the second). After a 5 s settle it measures 20 s: CPU (getrusage of this process,
-//! user + system) as a share of one core, probes per second, failures and the latency
-//! p50/p99 (from the prober's histogram). Everything is removed at the end.
+//! Needs root. Creates the probe tests' lab (`tests/common`): two network namespaces
+//! (`flab-probe-<pid>-0{c,s}`) joined by a veth pair; a child process (this binary,
+//! `serve` mode) listens on 10,000 ports of 10.77.0.2 in the server namespace and
+//! accepts; the prober runs on one thread of a current-thread runtime in the client
+//! namespace with 1,000 services × 10 servers, `TCP_CHECK`, `delay_loop 1s`,
+//! `connect_timeout 1s`, warmup 1 s (checks spread over the second). After a 5 s settle
+//! it measures 20 s: CPU (getrusage of this process, user + system) as a share of one
+//! core, probes per second, failures and the latency p50/p99 (from the prober's
+//! histogram). Everything is removed at the end.
 //!
 //! `cargo run --release -p probe --example tcp10k [-- --burst] [--bare] [--servers N]`:
 //! `--burst`: no warmup, every check of the second fires at the same instant;
@@ -24,10 +25,13 @@ use health::{CheckKind, CheckerConfig, RealServerConfig, ServiceConfig, TcpCheck
 use nix::sys::resource::{getrlimit, getrusage, setrlimit, Resource, UsageWho};
 use probe::{Prober, ProberConfig};
 
+// The namespace lab of the probe tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const SERVERS: u16 = 10_000;
 const PER_SERVICE: u16 = 10;
 const BASE_PORT: u16 = 20_000;
-const SERVER_IP: &str = "10.77.0.2";
 const SETTLE: Duration = Duration::from_secs(5);
 const MEASURE: Duration = Duration::from_secs(20);
 
@@ -47,21 +51,6 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// Child mode: listen on the ports and accept (and drop) connections until stdin closes.
 fn serve() {
     raise_nofile();
@@ -70,7 +59,7 @@ fn serve() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let ip: IpAddr = SERVER_IP.parse().expect("ip");
+        let ip: IpAddr = common::SERVER_IP.parse().expect("ip");
         for p in 0..SERVERS {
             let sock = tokio::net::TcpSocket::new_v4().expect("socket");
             sock.set_reuseaddr(true).expect("reuseaddr");
@@ -98,86 +87,35 @@ fn serve() {
     });
 }
 
-struct Lab {
-    client: String,
-    server: String,
+/// The probe tests' two-namespace lab, with the listener process in its server
+/// namespace; the process is stopped before the namespaces are removed.
+struct Bench {
+    lab: common::Lab,
     child: Option<Child>,
 }
 
-impl Drop for Lab {
+impl Drop for Bench {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = sh(&["ip", "netns", "del", &self.client]);
-        let _ = sh(&["ip", "netns", "del", &self.server]);
     }
 }
 
-fn setup() -> Result<Lab, String> {
-    let base = format!("flab-probe-{}-bench", std::process::id());
-    let mut lab = Lab {
-        client: format!("{base}c"),
-        server: format!("{base}s"),
+fn setup() -> Result<Bench, String> {
+    let mut bench = Bench {
+        lab: common::Lab::new(),
         child: None,
     };
-    sh(&["ip", "netns", "add", &lab.client])?;
-    sh(&["ip", "netns", "add", &lab.server])?;
-    sh(&[
-        "ip",
-        "link",
-        "add",
-        "vc",
-        "netns",
-        &lab.client,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "vs",
-        "netns",
-        &lab.server,
-    ])?;
-    for (ns, dev, ip) in [
-        (&lab.client, "vc", "10.77.0.1"),
-        (&lab.server, "vs", SERVER_IP),
-    ] {
-        sh(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            dev,
-        ])?;
-        sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-        sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-    }
     // Room for 10k connections a second in TIME_WAIT on the client side.
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &lab.client,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_local_port_range=10000 65000",
-    ])?;
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &lab.client,
-        "sysctl",
-        "-qw",
-        "net.ipv4.tcp_tw_reuse=1",
-    ])?;
+    bench
+        .lab
+        .client_sysctl("net.ipv4.ip_local_port_range=10000 65000");
+    bench.lab.client_sysctl("net.ipv4.tcp_tw_reuse=1");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &lab.server])
+        .args(["netns", "exec", &bench.lab.server])
         .arg(exe)
         .arg("serve")
         .stdin(Stdio::piped())
@@ -190,15 +128,15 @@ fn setup() -> Result<Lab, String> {
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;
     }
-    lab.child = Some(child);
+    bench.child = Some(child);
     if line.trim() != "ready" {
         return Err("listener process failed".into());
     }
-    Ok(lab)
+    Ok(bench)
 }
 
 fn services(burst: bool, servers: u16) -> Vec<ServiceConfig> {
-    let ip: IpAddr = SERVER_IP.parse().expect("ip");
+    let ip: IpAddr = common::SERVER_IP.parse().expect("ip");
     (0..servers / PER_SERVICE)
         .map(|s| {
             let rss = (0..PER_SERVICE)
@@ -238,7 +176,7 @@ fn cpu() -> Duration {
 /// second), latency into the same histogram type.
 async fn bare_run(servers: u16) -> Result<(), String> {
     let hist = std::sync::Arc::new(probe::LatencyHistogram::default());
-    let ip: IpAddr = SERVER_IP.parse().expect("ip");
+    let ip: IpAddr = common::SERVER_IP.parse().expect("ip");
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for p in 0..servers {
@@ -301,89 +239,75 @@ fn main() {
             (n / PER_SERVICE * PER_SERVICE).clamp(PER_SERVICE, SERVERS)
         });
     raise_nofile();
-    let lab = match setup() {
-        Ok(l) => l,
+    let bench = match setup() {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("setup: {e}");
             std::process::exit(1);
         }
     };
-    let path = format!("/var/run/netns/{}", lab.client);
-    let result = std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    let result = common::Lab::block_on_in(&bench.lab.client, move || async move {
+        if bare {
+            return bare_run(servers).await;
+        }
+        let (h, mut events) = Prober::start(services(burst, servers), ProberConfig::default())
             .map_err(|e| e.to_string())?;
-        rt.block_on(async move {
-            if bare {
-                return bare_run(servers).await;
+        let drain = tokio::spawn(async move {
+            let mut n = 0u64;
+            while events.recv().await.is_some() {
+                n += 1;
             }
-            let (h, mut events) = Prober::start(services(burst, servers), ProberConfig::default())
-                .map_err(|e| e.to_string())?;
-            let drain = tokio::spawn(async move {
-                let mut n = 0u64;
-                while events.recv().await.is_some() {
-                    n += 1;
-                }
-                n
-            });
-            tokio::time::sleep(SETTLE).await;
-            let (m0, c0, t0) = (h.metrics().snapshot(), cpu(), Instant::now());
-            let load0 = loadavg();
-            tokio::time::sleep(MEASURE).await;
-            let (m1, c1, wall) = (h.metrics().snapshot(), cpu(), t0.elapsed());
-            let st = h.status().await.map_err(|e| e.to_string())?;
-            let alive = st
-                .iter()
-                .flat_map(|s| &s.servers)
-                .filter(|s| s.alive)
-                .count();
-            h.shutdown().await.map_err(|e| e.to_string())?;
-            let events = drain.await.unwrap_or(0);
-            let counts: Vec<u64> = m1
-                .latency_counts
-                .iter()
-                .zip(&m0.latency_counts)
-                .map(|(a, b)| a - b)
-                .collect();
-            let finished: u64 = counts.iter().sum();
-            let failed: u64 = m1.failures.iter().sum::<u64>() - m0.failures.iter().sum::<u64>();
-            let share = (c1 - c0).as_secs_f64() / wall.as_secs_f64();
-            let q = |x| probe::metrics::quantile(&counts, x).unwrap_or_default();
-            println!(
-                "mode={} servers={servers} wall={:.1}s probes={finished} ({:.0}/s) failed={failed} \
+            n
+        });
+        tokio::time::sleep(SETTLE).await;
+        let (m0, c0, t0) = (h.metrics().snapshot(), cpu(), Instant::now());
+        let load0 = loadavg();
+        tokio::time::sleep(MEASURE).await;
+        let (m1, c1, wall) = (h.metrics().snapshot(), cpu(), t0.elapsed());
+        let st = h.status().await.map_err(|e| e.to_string())?;
+        let alive = st
+            .iter()
+            .flat_map(|s| &s.servers)
+            .filter(|s| s.alive)
+            .count();
+        h.shutdown().await.map_err(|e| e.to_string())?;
+        let events = drain.await.unwrap_or(0);
+        let counts: Vec<u64> = m1
+            .latency_counts
+            .iter()
+            .zip(&m0.latency_counts)
+            .map(|(a, b)| a - b)
+            .collect();
+        let finished: u64 = counts.iter().sum();
+        let failed: u64 = m1.failures.iter().sum::<u64>() - m0.failures.iter().sum::<u64>();
+        let share = (c1 - c0).as_secs_f64() / wall.as_secs_f64();
+        let q = |x| probe::metrics::quantile(&counts, x).unwrap_or_default();
+        println!(
+            "mode={} servers={servers} wall={:.1}s probes={finished} ({:.0}/s) failed={failed} \
                  stale={} events={events} alive={alive} cpu={:.1}% of one core p50={:?} p99={:?} \
                  load(1m) before={load0} after={}",
-                if burst { "burst" } else { "spread" },
-                wall.as_secs_f64(),
-                finished as f64 / wall.as_secs_f64(),
-                m1.stale_results - m0.stale_results,
-                share * 100.0,
-                q(0.5),
-                q(0.99),
-                loadavg(),
-            );
-            println!(
-                "latency buckets (le µs: count): {:?}",
-                probe::metrics::LATENCY_BOUNDS_US
-                    .iter()
-                    .zip(&counts)
-                    .filter(|(_, c)| **c > 0)
-                    .collect::<Vec<_>>()
-            );
-            Ok::<(), String>(())
-        })
-    })
-    .join();
-    drop(lab);
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
-        Err(_) => std::process::exit(1),
+            if burst { "burst" } else { "spread" },
+            wall.as_secs_f64(),
+            finished as f64 / wall.as_secs_f64(),
+            m1.stale_results - m0.stale_results,
+            share * 100.0,
+            q(0.5),
+            q(0.99),
+            loadavg(),
+        );
+        println!(
+            "latency buckets (le µs: count): {:?}",
+            probe::metrics::LATENCY_BOUNDS_US
+                .iter()
+                .zip(&counts)
+                .filter(|(_, c)| **c > 0)
+                .collect::<Vec<_>>()
+        );
+        Ok::<(), String>(())
+    });
+    drop(bench);
+    if let Err(e) = result {
+        eprintln!("{e}");
+        std::process::exit(1);
     }
 }

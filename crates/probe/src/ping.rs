@@ -6,6 +6,9 @@
 //! replies to it; when that is refused it falls back to a raw socket (root or
 //! CAP_NET_RAW), where replies are matched by identifier here. Either way a reply must
 //! carry this probe's sequence number and payload.
+//!
+//! Requests are built and replies decoded ([`parse_reply`]) with [`wire`]'s ICMPv4 and
+//! ICMPv6 echo codecs.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -17,229 +20,103 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+use wire::{Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet};
+
 use crate::net::source;
 
-/// Errors decoding an ICMP echo message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IcmpError {
-    /// Shorter than an echo header.
-    #[error("truncated ICMP message")]
-    Truncated,
-    /// Not an echo request or reply.
-    #[error("not an echo message")]
-    NotEcho,
-}
-
-/// Field offsets of an ICMP / ICMPv6 echo message (RFC 792, RFC 4443 §4).
-mod field {
-    use std::ops::{Range, RangeFrom};
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: Range<usize> = 2..4;
-    pub const IDENT: Range<usize> = 4..6;
-    pub const SEQ: Range<usize> = 6..8;
-    pub const DATA: RangeFrom<usize> = 8..;
-}
-
-/// ICMPv4 echo request type (RFC 792).
-pub const V4_REQUEST: u8 = 8;
-/// ICMPv4 echo reply type (RFC 792).
-pub const V4_REPLY: u8 = 0;
-/// ICMPv6 echo request type (RFC 4443 §4.1).
-pub const V6_REQUEST: u8 = 128;
-/// ICMPv6 echo reply type (RFC 4443 §4.2).
-pub const V6_REPLY: u8 = 129;
-
-/// A view of an ICMP echo message.
-#[derive(Debug, Clone)]
-pub struct EchoPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> EchoPacket<T> {
-    /// Wraps a buffer without checking its length.
-    pub fn new_unchecked(buffer: T) -> Self {
-        EchoPacket { buffer }
-    }
-
-    /// Wraps a buffer at least as long as an echo header.
-    pub fn new_checked(buffer: T) -> Result<Self, IcmpError> {
-        if buffer.as_ref().len() < field::DATA.start {
-            return Err(IcmpError::Truncated);
-        }
-        Ok(EchoPacket { buffer })
-    }
-
-    fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
-        match self.buffer.as_ref().get(r) {
-            Some(&[a, b]) => u16::from_be_bytes([a, b]),
-            _ => 0,
-        }
-    }
-
-    /// The message type.
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref().get(field::TYPE).copied().unwrap_or(0)
-    }
-
-    /// The code.
-    pub fn code(&self) -> u8 {
-        self.buffer.as_ref().get(field::CODE).copied().unwrap_or(0)
-    }
-
-    /// The checksum field.
-    pub fn checksum(&self) -> u16 {
-        self.u16_at(field::CHECKSUM)
-    }
-
-    /// The identifier.
-    pub fn ident(&self) -> u16 {
-        self.u16_at(field::IDENT)
-    }
-
-    /// The sequence number.
-    pub fn seq(&self) -> u16 {
-        self.u16_at(field::SEQ)
-    }
-
-    /// The data after the header.
-    pub fn data(&self) -> &[u8] {
-        self.buffer.as_ref().get(field::DATA).unwrap_or_default()
-    }
-
-    /// Whether the ICMPv4 checksum over the whole message is right.
-    pub fn verify_checksum_v4(&self) -> bool {
-        internet_checksum(self.buffer.as_ref()) == 0
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> EchoPacket<T> {
-    fn set_u16_at(&mut self, r: std::ops::Range<usize>, v: u16) {
-        if let Some(s) = self.buffer.as_mut().get_mut(r) {
-            s.copy_from_slice(&v.to_be_bytes());
-        }
-    }
-
-    /// Sets the message type.
-    pub fn set_msg_type(&mut self, v: u8) {
-        if let Some(b) = self.buffer.as_mut().get_mut(field::TYPE) {
-            *b = v;
-        }
-    }
-
-    /// Sets the code.
-    pub fn set_code(&mut self, v: u8) {
-        if let Some(b) = self.buffer.as_mut().get_mut(field::CODE) {
-            *b = v;
-        }
-    }
-
-    /// Sets the checksum field.
-    pub fn set_checksum(&mut self, v: u16) {
-        self.set_u16_at(field::CHECKSUM, v);
-    }
-
-    /// Sets the identifier.
-    pub fn set_ident(&mut self, v: u16) {
-        self.set_u16_at(field::IDENT, v);
-    }
-
-    /// Sets the sequence number.
-    pub fn set_seq(&mut self, v: u16) {
-        self.set_u16_at(field::SEQ, v);
-    }
-
-    /// The data after the header, mutable.
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        self.buffer
-            .as_mut()
-            .get_mut(field::DATA)
-            .unwrap_or_default()
-    }
-
-    /// Computes and stores the ICMPv4 checksum (ICMPv6's covers a pseudo-header; the
-    /// kernel fills it in for ICMPv6 sockets).
-    pub fn fill_checksum_v4(&mut self) {
-        self.set_checksum(0);
-        let c = internet_checksum(self.buffer.as_ref());
-        self.set_checksum(c);
-    }
-}
-
-/// A high-level echo message.
+/// What an ICMP socket hands to `recv`, which depends on the family and socket kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EchoRepr<'a> {
-    /// The message type (one of the `V4_*` / `V6_*` constants).
-    pub msg_type: u8,
+pub enum Received {
+    /// An ICMPv4 datagram socket: the ICMP message alone.
+    Icmpv4,
+    /// A raw IPv4 socket: the IPv4 header, then the ICMP message.
+    Ipv4,
+    /// An ICMPv6 socket, datagram or raw: the ICMPv6 message alone (RFC 3542 §3).
+    Icmpv6,
+}
+
+/// An echo reply decoded from what an ICMP socket returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EchoReply<'a> {
     /// The identifier.
     pub ident: u16,
     /// The sequence number.
-    pub seq: u16,
-    /// The data.
+    pub seq_no: u16,
+    /// The echo data.
     pub data: &'a [u8],
 }
 
-impl<'a> EchoRepr<'a> {
-    /// Parses an echo request or reply (either family; the checksum is not checked,
-    /// the kernel has done that for datagram sockets).
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &'a EchoPacket<&'a T>) -> Result<Self, IcmpError> {
-        let buf = p.buffer.as_ref();
-        if buf.len() < field::DATA.start {
-            return Err(IcmpError::Truncated);
+/// Decodes one message received on an ICMP socket as an echo reply. ICMPv4 checksums
+/// are verified (RFC 792); ICMPv6 ones cover a pseudo-header and were checked by the
+/// kernel. Anything else (an echo request seen on loopback, an error, an IPv4 packet
+/// that is not ICMP, a malformed buffer) is an error.
+pub fn parse_reply(msg: &[u8], received: Received) -> Result<EchoReply<'_>, wire::Error> {
+    let icmp = match received {
+        Received::Icmpv4 | Received::Icmpv6 => msg,
+        Received::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(msg)?;
+            if ip.version() != 4 {
+                return Err(wire::Error::Malformed("ipv4: version"));
+            }
+            if ip.protocol() != IpProtocol::Icmp {
+                return Err(wire::Error::Unsupported("ipv4: not ICMP"));
+            }
+            ip.into_payload()
         }
-        let t = p.msg_type();
-        if ![V4_REQUEST, V4_REPLY, V6_REQUEST, V6_REPLY].contains(&t) || p.code() != 0 {
-            return Err(IcmpError::NotEcho);
+    };
+    let not_reply = wire::Error::Unsupported("icmp: not an echo reply");
+    let (ident, seq_no, data) = if received == Received::Icmpv6 {
+        match Icmpv6Repr::parse(&Icmpv6Packet::new_checked(icmp)?)? {
+            Icmpv6Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => (ident, seq_no, data),
+            Icmpv6Repr::EchoRequest { .. } => return Err(not_reply),
         }
-        Ok(EchoRepr {
-            msg_type: t,
-            ident: p.ident(),
-            seq: p.seq(),
-            data: buf.get(field::DATA).unwrap_or_default(),
-        })
-    }
-
-    /// The length of the emitted message.
-    pub fn buffer_len(&self) -> usize {
-        field::DATA.start + self.data.len()
-    }
-
-    /// Writes the message into `p` (at least `buffer_len()` long), with an ICMPv4
-    /// checksum for the v4 types and 0 for the v6 ones.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(&self, p: &mut EchoPacket<&mut T>) {
-        p.set_msg_type(self.msg_type);
-        p.set_code(0);
-        p.set_ident(self.ident);
-        p.set_seq(self.seq);
-        let n = self.data.len();
-        if let Some(d) = p.data_mut().get_mut(..n) {
-            d.copy_from_slice(self.data);
+    } else {
+        match Icmpv4Repr::parse(&Icmpv4Packet::new_checked(icmp)?)? {
+            Icmpv4Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => (ident, seq_no, data),
+            _ => return Err(not_reply),
         }
-        if self.msg_type == V4_REQUEST || self.msg_type == V4_REPLY {
-            p.fill_checksum_v4();
-        } else {
-            p.set_checksum(0);
-        }
-    }
+    };
+    Ok(EchoReply {
+        ident,
+        seq_no,
+        data,
+    })
 }
 
-/// The Internet checksum (RFC 1071) of `data`.
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        if let [a, b] = c {
-            sum += u32::from(u16::from_be_bytes([*a, *b]));
-        }
+/// Writes an echo request (ICMPv6 when `v6`, with the checksum left to the kernel;
+/// ICMPv4 with its checksum otherwise) into `buf`; returns its length.
+fn emit_request(
+    v6: bool,
+    ident: u16,
+    seq_no: u16,
+    data: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, wire::Error> {
+    if v6 {
+        let r = Icmpv6Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        r.emit(&mut Icmpv6Packet::new_unchecked(&mut *buf))?;
+    } else {
+        let r = Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        r.emit(&mut Icmpv4Packet::new_unchecked(&mut *buf))?;
     }
-    if let [a] = chunks.remainder() {
-        sum += u32::from(*a) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    // The loop folded the carries: sum fits in 16 bits.
-    !(sum as u16)
+    // Both echo messages are an 8-byte header and the data.
+    Ok(Icmpv4Packet::<&[u8]>::HEADER_LEN + data.len())
 }
 
 /// Which kind of ICMP socket to use.
@@ -283,21 +160,23 @@ pub async fn ping_with(
     let mut payload = [0u8; 16];
     payload[..8].copy_from_slice(b"fulcrum ");
     payload[8..10].copy_from_slice(&seq.to_be_bytes());
-    let repr = EchoRepr {
-        msg_type: if v6 { V6_REQUEST } else { V4_REQUEST },
-        ident,
-        seq,
-        data: &payload,
+    let mut buf = [0u8; 8 + 16];
+    let Ok(len) = emit_request(v6, ident, seq, &payload, &mut buf) else {
+        // Unreachable: `buf` holds the 8-byte header and the payload.
+        return ProbeOutcome::Failure(FailureKind::Connect);
     };
-    let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut EchoPacket::new_unchecked(&mut buf[..]));
-    let sent = tokio::time::timeout_at(deadline, sock.send(&buf)).await;
+    let request = buf.get(..len).unwrap_or_default();
+    let sent = tokio::time::timeout_at(deadline, sock.send(request)).await;
     match sent {
         Err(_) => return ProbeOutcome::Failure(FailureKind::Timeout),
         Ok(Err(_)) => return ProbeOutcome::Failure(FailureKind::Connect),
         Ok(Ok(_)) => {}
     }
-    let want = if v6 { V6_REPLY } else { V4_REPLY };
+    let received = match (v6, raw) {
+        (true, _) => Received::Icmpv6,
+        (false, true) => Received::Ipv4,
+        (false, false) => Received::Icmpv4,
+    };
     let mut rx = vec![0u8; 1500];
     loop {
         let got = tokio::time::timeout_at(deadline, sock.recv(&mut rx)).await;
@@ -306,29 +185,14 @@ pub async fn ping_with(
             Ok(Err(_)) => return ProbeOutcome::Failure(FailureKind::Connect),
             Ok(Ok(n)) => n,
         };
-        let msg = rx.get(..n).unwrap_or_default();
-        // Raw IPv4 sockets deliver the IP header too.
-        let msg = if raw && !v6 {
-            strip_ipv4(msg)
-        } else {
-            Some(msg)
+        // Not an echo reply, or someone else's: keep waiting until the deadline.
+        let Ok(r) = parse_reply(rx.get(..n).unwrap_or_default(), received) else {
+            continue;
         };
-        let Some(msg) = msg else { continue };
-        let p = EchoPacket::new_unchecked(msg);
-        let Ok(r) = EchoRepr::parse(&p) else { continue };
-        if r.msg_type == want && r.seq == seq && (!raw || r.ident == ident) && r.data == payload {
+        if r.seq_no == seq && (!raw || r.ident == ident) && r.data == payload {
             return ProbeOutcome::Success;
         }
     }
-}
-
-/// The payload of an IPv4 datagram, if the header is well formed.
-fn strip_ipv4(pkt: &[u8]) -> Option<&[u8]> {
-    let ihl = usize::from(pkt.first()? & 0x0f) * 4;
-    if ihl < 20 || pkt.first()? >> 4 != 4 {
-        return None;
-    }
-    pkt.get(ihl..)
 }
 
 fn open(
@@ -368,58 +232,99 @@ fn open(
 mod tests {
     use super::*;
 
+    // `ping -c1 -s 8 -p 61626364 127.0.0.1` on a namespace's loopback, captured with
+    // tcpdump: the IPv4 packets of the request and the reply (id 0x0c7e, seq 1).
+    const V4_REQUEST: [u8; 36] = [
+        0x45, 0x00, 0x00, 0x24, 0x5f, 0x88, 0x40, 0x00, 0x40, 0x01, 0xdd, 0x4e, 0x7f, 0x00, 0x00,
+        0x01, 0x7f, 0x00, 0x00, 0x01, 0x08, 0x00, 0x26, 0xba, 0x0c, 0x7e, 0x00, 0x01, 0x61, 0x62,
+        0x63, 0x64, 0x00, 0x00, 0x00, 0x00,
+    ];
+    const V4_REPLY: [u8; 36] = [
+        0x45, 0x00, 0x00, 0x24, 0x5f, 0x89, 0x00, 0x00, 0x40, 0x01, 0x1d, 0x4e, 0x7f, 0x00, 0x00,
+        0x01, 0x7f, 0x00, 0x00, 0x01, 0x00, 0x00, 0x2e, 0xba, 0x0c, 0x7e, 0x00, 0x01, 0x61, 0x62,
+        0x63, 0x64, 0x00, 0x00, 0x00, 0x00,
+    ];
+    // `ping -6 -c1 -s 8 -p 61626364 fd00:77::1` to itself: the ICMPv6 reply.
+    const V6_REPLY: [u8; 16] = [
+        0x81, 0x00, 0xb7, 0x6a, 0x07, 0x91, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x00, 0x00, 0x00,
+        0x00,
+    ];
+    const DATA: &[u8] = b"abcd\0\0\0\0";
+
     #[test]
-    fn echo_round_trip() {
-        // An echo request as `ping -c1 -p 61` would send, id 0x1234 seq 1, data "abcd".
-        let repr = EchoRepr {
-            msg_type: V4_REQUEST,
-            ident: 0x1234,
-            seq: 1,
-            data: b"abcd",
-        };
-        let mut buf = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut EchoPacket::new_unchecked(&mut buf[..]));
+    fn request_as_sent() {
+        let mut buf = [0u8; 24];
+        let n = emit_request(false, 0x1234, 1, b"abcd", &mut buf).unwrap();
         assert_eq!(
-            buf,
+            buf[..n],
             [0x08, 0x00, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd']
         );
-        let p = EchoPacket::new_checked(&buf[..]).unwrap();
-        assert!(p.verify_checksum_v4());
-        assert_eq!(EchoRepr::parse(&p).unwrap(), repr);
+        // The captured request, rebuilt byte for byte.
+        let n = emit_request(false, 0x0c7e, 1, DATA, &mut buf).unwrap();
+        assert_eq!(buf[..n], V4_REQUEST[20..]);
+        // ICMPv6: the kernel fills the checksum in.
+        let n = emit_request(true, 0x0791, 1, DATA, &mut buf).unwrap();
+        assert_eq!(
+            buf[..n],
+            [0x80, 0, 0, 0, 0x07, 0x91, 0, 1, b'a', b'b', b'c', b'd', 0, 0, 0, 0]
+        );
+        assert_eq!(
+            emit_request(true, 1, 1, &[0; 17], &mut buf),
+            Err(wire::Error::BufferTooSmall)
+        );
     }
 
     #[test]
-    fn rejects_bad_messages() {
+    fn replies_from_each_socket_kind() {
+        let v4 = EchoReply {
+            ident: 0x0c7e,
+            seq_no: 1,
+            data: DATA,
+        };
+        assert_eq!(parse_reply(&V4_REPLY, Received::Ipv4), Ok(v4));
+        assert_eq!(parse_reply(&V4_REPLY[20..], Received::Icmpv4), Ok(v4));
         assert_eq!(
-            EchoPacket::new_checked(&[0u8; 7][..]).unwrap_err(),
-            IcmpError::Truncated
+            parse_reply(&V6_REPLY, Received::Icmpv6),
+            Ok(EchoReply {
+                ident: 0x0791,
+                seq_no: 1,
+                data: DATA,
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_reply() {
+        // A raw socket on loopback also sees the request.
+        assert!(parse_reply(&V4_REQUEST, Received::Ipv4).is_err());
+        assert!(parse_reply(&V4_REQUEST[20..], Received::Icmpv4).is_err());
+        let mut v6_request = V6_REPLY;
+        v6_request[0] = 128;
+        assert!(parse_reply(&v6_request, Received::Icmpv6).is_err());
+        // A corrupted ICMPv4 reply fails its checksum.
+        let mut bad = V4_REPLY;
+        bad[30] ^= 1;
+        assert_eq!(
+            parse_reply(&bad, Received::Ipv4),
+            Err(wire::Error::Checksum)
+        );
+        // Not IPv4, not ICMP, too short.
+        let mut v5 = V4_REPLY;
+        v5[0] = 0x55;
+        assert!(parse_reply(&v5, Received::Ipv4).is_err());
+        let mut udp = V4_REPLY;
+        udp[9] = 17;
+        assert!(parse_reply(&udp, Received::Ipv4).is_err());
+        assert_eq!(
+            parse_reply(&V4_REPLY[..19], Received::Ipv4),
+            Err(wire::Error::Truncated)
+        );
+        assert_eq!(
+            parse_reply(&V6_REPLY[..7], Received::Icmpv6),
+            Err(wire::Error::Truncated)
         );
         // Destination unreachable, port unreachable.
-        let unreach = [3u8, 3, 0, 0, 0, 0, 0, 0];
-        let p = EchoPacket::new_unchecked(&unreach[..]);
-        assert_eq!(EchoRepr::parse(&p), Err(IcmpError::NotEcho));
-        let short = [0u8, 0, 0];
-        let p = EchoPacket::new_unchecked(&short[..]);
-        assert_eq!(EchoRepr::parse(&p), Err(IcmpError::Truncated));
-    }
-
-    #[test]
-    fn checksum_rfc1071_example() {
-        // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2 (checksum 0x220d).
-        assert_eq!(
-            internet_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0x220d
-        );
-        assert_eq!(internet_checksum(&[0xff]), 0x00ff);
-    }
-
-    #[test]
-    fn ipv4_header_stripping() {
-        let mut pkt = vec![0x45u8; 20];
-        pkt.extend_from_slice(&[0, 0, 0, 0, 1, 2, 3, 4]);
-        assert_eq!(strip_ipv4(&pkt).unwrap().len(), 8);
-        assert_eq!(strip_ipv4(&[0x44, 0, 0]), None);
-        assert_eq!(strip_ipv4(&[0x65; 20]), None);
-        assert_eq!(strip_ipv4(&[]), None);
+        assert!(parse_reply(&[3, 3, 0xfc, 0xfc, 0, 0, 0, 0], Received::Icmpv4).is_err());
+        assert!(parse_reply(&[], Received::Icmpv4).is_err());
     }
 }

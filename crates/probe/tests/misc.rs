@@ -1,26 +1,12 @@
 //! MISC_CHECK and FILE_CHECK against real programs and files.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::TempDir;
 use health::{FailureKind, MiscCheck, ProbeOutcome};
 use probe::misc_check;
-
-/// A scratch directory removed on drop, also when the test fails.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("probe-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn misc(cmd: &str, dynamic: bool) -> MiscCheck {
     MiscCheck {

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Lab, BLACKHOLE_IP, CLIENT_IP, SERVER_IP};
+use common::{Lab, BLACKHOLE_IP, BLACKHOLE_IP6, CLIENT_IP, SERVER_IP, SERVER_IP6};
 use health::config::{parse_digest, DEFAULT_DELAY_LOOP};
 use health::{
     CheckKind, CheckerConfig, FailureKind, HttpCheck, PingCheck, ProbeOutcome, RealServerConfig,
@@ -203,27 +203,32 @@ fn udp_check_echo_and_closed_port() {
     });
 }
 
+/// PING_CHECK to `server` succeeds and to `hole` times out, on both socket kinds.
+async fn ping_both_socket_kinds(server: IpAddr, hole: IpAddr) {
+    let c = PingCheck::default();
+    assert_eq!(ping_check(&c, server, T).await, ProbeOutcome::Success);
+    for kind in [PingSocket::Datagram, PingSocket::Raw] {
+        assert_eq!(
+            ping_with(&c, server, T, kind).await,
+            ProbeOutcome::Success,
+            "{server} {kind:?}"
+        );
+        assert_eq!(
+            ping_with(&c, hole, T, kind).await,
+            ProbeOutcome::Failure(FailureKind::Timeout),
+            "{hole} {kind:?}"
+        );
+    }
+}
+
 #[test]
 fn ping_check_datagram_and_raw() {
     let lab = Lab::new();
     lab.client(|| async {
-        let c = PingCheck::default();
         let server = SERVER_IP.parse().unwrap();
-        let hole = BLACKHOLE_IP.parse().unwrap();
-        assert_eq!(ping_check(&c, server, T).await, ProbeOutcome::Success);
-        for kind in [PingSocket::Datagram, PingSocket::Raw] {
-            assert_eq!(
-                ping_with(&c, server, T, kind).await,
-                ProbeOutcome::Success,
-                "{kind:?}"
-            );
-            assert_eq!(
-                ping_with(&c, hole, T, kind).await,
-                ProbeOutcome::Failure(FailureKind::Timeout),
-                "{kind:?}"
-            );
-        }
+        ping_both_socket_kinds(server, BLACKHOLE_IP.parse().unwrap()).await;
         // Many at once on raw sockets: each takes only its own reply.
+        let c = PingCheck::default();
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..20 {
             let c = c.clone();
@@ -232,6 +237,16 @@ fn ping_check_datagram_and_raw() {
         while let Some(r) = set.join_next().await {
             assert_eq!(r.unwrap(), ProbeOutcome::Success);
         }
+    });
+}
+
+#[test]
+fn ping_check_ipv6_datagram_and_raw() {
+    let lab = Lab::new();
+    lab.add_ipv6();
+    lab.client(|| async {
+        let server = SERVER_IP6.parse().unwrap();
+        ping_both_socket_kinds(server, BLACKHOLE_IP6.parse().unwrap()).await;
     });
 }
 

@@ -1,30 +1,16 @@
 //! The Prober with checks that need no network: MISC_CHECK programs and tracked files.
 
+mod common;
+
 use std::time::Duration;
 
+use common::TempDir;
 use health::{
     CheckKind, CheckerConfig, FileCheck, MiscCheck, ProbeOutcome, RealServerConfig, ServerEvent,
     ServiceConfig, ServiceEvent,
 };
 use probe::{Prober, ProberConfig, ProberEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
-
-/// A scratch directory removed on drop, also when the test fails.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("probe-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn misc_server(port: u16, cmd: &str) -> RealServerConfig {
     let mut c = CheckerConfig::new(CheckKind::Misc(MiscCheck {

@@ -4,8 +4,9 @@
 //! `new_unchecked` / `new_checked` constructor pair, getters and (for `T: AsMut<[u8]>`)
 //! cheap `#[inline]` setters, plus a `Repr` struct that parses from and emits into a view
 //! (the smoltcp pattern). Covered: the Internet checksum with RFC 1624 incremental
-//! updates, Ethernet II with 802.1Q/QinQ tags, ARP, IPv4, ICMPv4, UDP, TCP (options
-//! including SACK, timestamps and TOA) and the PROXY protocol v1 and v2.
+//! updates, Ethernet II with 802.1Q/QinQ tags, ARP, IPv4, ICMPv4, ICMPv6 echo (request and
+//! reply only), UDP, TCP (options including SACK, timestamps and TOA) and the PROXY
+//! protocol v1 and v2.
 //!
 //! Parsing never panics on any input: a malformed buffer yields an [`Error`]. Views made
 //! with `new_unchecked` skip the length checks, and their accessors panic on a buffer that
@@ -44,13 +45,15 @@
 //! ```
 //!
 //! What it does not do: own buffers, allocate on the view path, know about DPDK, handle
-//! IPv6 headers (only as PROXY addresses), reassemble fragments or track connections.
+//! IPv6 headers (only as PROXY addresses and in the ICMPv6 checksum's pseudo-header), decode
+//! ICMPv6 messages other than echo, reassemble fragments or track connections.
 
 mod arp;
 pub mod checksum;
 mod error;
 mod ethernet;
 mod icmpv4;
+mod icmpv6;
 mod ip;
 mod ipv4;
 mod proxy;
@@ -65,6 +68,7 @@ pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr, VlanTag};
 pub use icmpv4::{
     Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded,
 };
+pub use icmpv6::{Icmpv6Message, Icmpv6Packet, Icmpv6Repr};
 pub use ip::IpProtocol;
 pub use ipv4::{Ipv4Options, Ipv4Packet, Ipv4Repr, IPV4_MAX_OPTIONS};
 pub use proxy::{

@@ -1,7 +1,7 @@
-//! A two-namespace lab for the probe tests: a client namespace where probes run and a
-//! server namespace with nginx, UDP echo and TCP listeners, joined by a veth pair
-//! (10.77.0.1/24 client, 10.77.0.2/24 server). Everything is removed on drop, also
-//! when the test panics.
+//! Helpers shared by the probe tests: a scratch [`TempDir`], and a two-namespace lab: a
+//! client namespace where probes run and a server namespace with nginx, UDP echo and
+//! TCP listeners, joined by a veth pair (10.77.0.1/24 client, 10.77.0.2/24 server).
+//! Everything is removed on drop, also when the test panics.
 
 #![allow(dead_code)]
 
@@ -20,6 +20,11 @@ pub const CLIENT_IP: &str = "10.77.0.1";
 pub const SERVER_IP: &str = "10.77.0.2";
 /// On the connected /24 but assigned to nobody: ARP never resolves, probes time out.
 pub const BLACKHOLE_IP: &str = "10.77.0.99";
+/// IPv6 addresses of the same veth pair, added by [`Lab::add_ipv6`] (fd00:77::/64).
+pub const CLIENT_IP6: &str = "fd00:77::1";
+pub const SERVER_IP6: &str = "fd00:77::2";
+/// On the connected /64 but assigned to nobody: neighbour discovery never resolves.
+pub const BLACKHOLE_IP6: &str = "fd00:77::99";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -79,33 +84,63 @@ impl Lab {
             "netns",
             &lab.server,
         ]);
-        for (ns, dev, ip) in [
-            (&lab.client, "vc", CLIENT_IP),
-            (&lab.server, "vs", SERVER_IP),
-        ] {
-            run_ok(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                dev,
-            ]);
+        lab.add_addrs(CLIENT_IP, SERVER_IP, 24, &[]);
+        for (ns, dev) in [(&lab.client, "vc"), (&lab.server, "vs")] {
             run_ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
             run_ok(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
+        lab.client_sysctl("net.ipv4.ping_group_range=0 2147483647");
+        lab
+    }
+
+    /// Sets `key=value` with sysctl in the client namespace.
+    pub fn client_sysctl(&self, key_value: &str) {
         run_ok(&[
             "ip",
             "netns",
             "exec",
-            &lab.client,
+            &self.client,
             "sysctl",
             "-qw",
-            "net.ipv4.ping_group_range=0 2147483647",
+            key_value,
         ]);
-        lab
+    }
+
+    /// Adds `client_ip` and `server_ip` (`/prefix`) to the two ends of the veth pair,
+    /// with `flags` after the device.
+    fn add_addrs(&self, client_ip: &str, server_ip: &str, prefix: u8, flags: &[&str]) {
+        for (ns, dev, ip) in [
+            (&self.client, "vc", client_ip),
+            (&self.server, "vs", server_ip),
+        ] {
+            let cidr = format!("{ip}/{prefix}");
+            let mut args = vec!["ip", "-n", ns, "addr", "add", &cidr, "dev", dev];
+            args.extend_from_slice(flags);
+            run_ok(&args);
+        }
+    }
+
+    /// Adds [`CLIENT_IP6`] and [`SERVER_IP6`] to the veth pair, without duplicate
+    /// address detection, and waits until both ends have joined their solicited-node
+    /// multicast group (the kernel does that from a work queue after the address is
+    /// added; until then neighbour solicitations for the address are dropped, and the
+    /// next one is only sent a second later).
+    pub fn add_ipv6(&self) {
+        self.add_addrs(CLIENT_IP6, SERVER_IP6, 64, &["nodad"]);
+        for (ns, dev, ip) in [
+            (&self.client, "vc", CLIENT_IP6),
+            (&self.server, "vs", SERVER_IP6),
+        ] {
+            let s = ip.parse::<std::net::Ipv6Addr>().unwrap().segments();
+            let group = format!("inet6 ff02::1:ff{:02x}:{:x}", s[6] & 0xff, s[7]);
+            wait_for(
+                || {
+                    let out = run(&["ip", "-n", ns, "-6", "maddr", "show", "dev", dev]);
+                    String::from_utf8_lossy(&out.stdout).contains(&group)
+                },
+                &group,
+            );
+        }
     }
 
     /// Runs `f` on a fresh thread inside namespace `ns`, with a current-thread tokio
@@ -268,6 +303,23 @@ fn stop_nginx_dir(d: &Path) -> Instant {
         }
     }
     sent
+}
+
+/// A scratch directory removed on drop, also when the test fails.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("probe-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
