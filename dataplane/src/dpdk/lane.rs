@@ -220,7 +220,8 @@ pub(super) struct Loop<'p> {
     /// Ticket of the next received frame.
     seq: u32,
     tsc0: u64,
-    tsc_hz: u64,
+    /// Nanoseconds per TSC cycle in 32.32 fixed point (no division per round).
+    ns_per_cycle: u128,
     next_tick: Duration,
 }
 
@@ -243,7 +244,7 @@ impl<'p> Loop<'p> {
             events: Vec::with_capacity(256),
             seq: 0,
             tsc0: eal.rdtsc(),
-            tsc_hz: eal.tsc_hz().max(1),
+            ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(eal.tsc_hz().max(1)),
             next_tick: Duration::ZERO,
         }
     }
@@ -251,7 +252,7 @@ impl<'p> Loop<'p> {
     /// Time since the loop started, from the TSC.
     fn now(&self) -> Duration {
         let cycles = u128::from(self.eal.rdtsc().wrapping_sub(self.tsc0));
-        let nanos = cycles * 1_000_000_000 / u128::from(self.tsc_hz);
+        let nanos = (cycles * self.ns_per_cycle) >> 32;
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
