@@ -12,7 +12,7 @@ use dataplane::fib::{Fib, FibHandle, NextHop, Prefix, Route};
 use dataplane::flow::PROTO_TCP;
 use dataplane::sched::SchedKind;
 use dataplane::service::{
-    ClientAddr, Command as SvcCommand, RealServerConfig, ServiceConfig, ServiceKey,
+    ClientAddr, Command as SvcCommand, Forward, RealServerConfig, ServiceConfig, ServiceKey,
 };
 use dataplane::worker::{PortConfig, Worker, WorkerConfig};
 use std::fs::File;
@@ -129,6 +129,20 @@ impl Lab {
                 ],
             );
         }
+        // NAT mode: replies to the client go back through the balancer (its twin's
+        // address answers the ARP for the gateway with the port's MAC).
+        must(
+            "ip",
+            &[
+                "-n",
+                &lab.rs,
+                "route",
+                "add",
+                "10.0.0.0/24",
+                "via",
+                "192.168.7.1",
+            ],
+        );
         lab.start_nginx();
         lab
     }
@@ -243,24 +257,30 @@ fn routes() -> Vec<Route> {
     ]
 }
 
-/// The service commands: VIP:80 → RS:80 (no client address), VIP:8080 → RS:8080 with
-/// a PROXY v2 header.
+/// The service commands: VIP:80 → RS:80 in FullNAT without client address, VIP:8080 →
+/// RS:8080 in FullNAT with a PROXY v2 header, VIP:81 → RS:80 in NAT mode.
 fn services() -> Vec<SvcCommand> {
     let mut v = Vec::new();
-    for (port, client_addr) in [(80, ClientAddr::None), (8080, ClientAddr::ProxyV2)] {
-        let key = ServiceKey::new(PROTO_TCP, VIP, port);
+    for (vport, rport, fwd, client_addr) in [
+        (80, 80, Forward::FullNat, ClientAddr::None),
+        (8080, 8080, Forward::FullNat, ClientAddr::ProxyV2),
+        (81, 80, Forward::Nat, ClientAddr::None),
+    ] {
+        let key = ServiceKey::new(PROTO_TCP, VIP, vport);
         let cfg = ServiceConfig {
             scheduler: SchedKind::Rr,
             client_addr,
-            local_addrs: vec![LIP],
+            local_addrs: if fwd == Forward::FullNat {
+                vec![LIP]
+            } else {
+                vec![]
+            },
             ..Default::default()
         };
         v.push(SvcCommand::AddService(key, cfg, Arc::default()));
-        v.push(SvcCommand::AddServer(
-            key,
-            RealServerConfig::new(RS, port, 1),
-            Arc::default(),
-        ));
+        let mut rs = RealServerConfig::new(RS, rport, 1);
+        rs.forward = fwd;
+        v.push(SvcCommand::AddServer(key, rs, Arc::default()));
     }
     v
 }
@@ -271,6 +291,7 @@ struct Seen {
     ping: String,
     plain: Vec<String>,
     proxied: Vec<String>,
+    nat: Vec<String>,
 }
 
 /// Stops the backend when dropped (the client thread ends or panics).
@@ -407,6 +428,9 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
             seen.proxied
                 .push(curl(&cns, &format!("http://{VIP}:8080/")));
         }
+        for _ in 0..N {
+            seen.nat.push(curl(&cns, &format!("http://{VIP}:81/")));
+        }
         seen
     });
 
@@ -416,10 +440,11 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
     drop(ctl);
 
     eprintln!(
-        "ping: {}\nfirst replies: {:?} {:?}\nbackend: {counters:#?}\nworker: {wcounters:?}",
+        "ping: {}\nfirst replies: {:?} {:?} {:?}\nbackend: {counters:#?}\nworker: {wcounters:?}",
         seen.ping,
         seen.plain.first(),
-        seen.proxied.first()
+        seen.proxied.first(),
+        seen.nat.first()
     );
     // The ping to the balancer's kernel address went through the punt path and the
     // twin, answered once each.
@@ -445,6 +470,15 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
         bad.len(),
         bad.first()
     );
+    // NAT mode: the server sees the client itself and answers through the balancer.
+    let bad: Vec<_> = seen.nat.iter().filter(|r| **r != want_proxied).collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {N} NAT replies wrong: {:?}",
+        bad.len(),
+        bad.first()
+    );
+    assert_eq!(seen.nat.len(), N);
 
     let p0 = &counters.ports[0];
     let p1 = &counters.ports[1];
@@ -452,10 +486,10 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
     assert!(p0.twin_tx.get() >= 4, "twin tx {}", p0.twin_tx.get());
     // The kernel's ARP reply and three echo replies left through port 0.
     assert!(p0.twin_rx.get() >= 4, "twin rx {}", p0.twin_rx.get());
-    // 2N connections: at least SYN, ACK, request, FIN, ACK from the client and SYN-ACK,
+    // 3N connections: at least SYN, ACK, request, FIN, ACK from the client and SYN-ACK,
     // response, FIN from the server.
-    let segs = 2 * N as u64 * 5;
-    let back = 2 * N as u64 * 3;
+    let segs = 3 * N as u64 * 5;
+    let back = 3 * N as u64 * 3;
     assert!(p0.rx_packets.get() >= segs, "p0 rx {}", p0.rx_packets.get());
     assert!(p1.tx_packets.get() >= segs, "p1 tx {}", p1.tx_packets.get());
     assert!(p1.rx_packets.get() >= back, "p1 rx {}", p1.rx_packets.get());
@@ -483,5 +517,5 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
         0
     );
     assert!(wcounters.forwarded.get() >= segs + back);
-    assert_eq!(worker.services().len(), 2);
+    assert_eq!(worker.services().len(), 3);
 }
