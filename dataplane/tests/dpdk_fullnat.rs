@@ -7,7 +7,7 @@
 //! EAL can be initialised once per process, so everything is in one `#[test]`.
 
 use dataplane::conn::Timeouts;
-use dataplane::dpdk::{control_queue, Backend, BackendConfig, Control, PortSpec};
+use dataplane::dpdk::{control_queue, Backend, BackendConfig, BackendCounters, Control, PortSpec};
 use dataplane::fib::{Fib, FibHandle, NextHop, Prefix, Route};
 use dataplane::flow::PROTO_TCP;
 use dataplane::sched::SchedKind;
@@ -303,6 +303,36 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// Waits for the services, then pings the balancer's kernel address and sends `N`
+/// requests to each service from the client namespace `cns`.
+fn client(cns: &str, counters: &BackendCounters, n_cmds: u64) -> Seen {
+    let t0 = Instant::now();
+    while counters.lcore.control_applied.get() < n_cmds {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "services not applied"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ping = [
+        "netns", "exec", cns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.1",
+    ];
+    let mut seen = Seen {
+        ping: run("ip", &ping).unwrap_or_else(|e| e),
+        ..Default::default()
+    };
+    for _ in 0..N {
+        seen.plain.push(curl(cns, &format!("http://{VIP}/")));
+    }
+    for _ in 0..N {
+        seen.proxied.push(curl(cns, &format!("http://{VIP}:8080/")));
+    }
+    for _ in 0..N {
+        seen.nat.push(curl(cns, &format!("http://{VIP}:81/")));
+    }
+    seen
+}
+
 fn curl(ns: &str, url: &str) -> String {
     run("ip", &["netns", "exec", ns, "curl", "-s", "-m", "5", url]).unwrap_or_else(|e| e)
 }
@@ -320,7 +350,7 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
             "--no-pci".into(),
             "--file-prefix".into(),
             lab.lb.clone(),
-            format!("--lcores=0@{}", first_cpu()),
+            format!("--lcores=0@{cpu},1@{cpu}", cpu = first_cpu()),
             "--log-level".into(),
             "lib.eal:warning".into(),
         ],
@@ -398,45 +428,16 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
             .expect("control queue has room");
     }
 
-    let stop = StopOnDrop(backend.stop_handle());
-    let cns = lab.c.clone();
-    let loop_counters = Arc::clone(&counters);
-    let client = std::thread::spawn(move || {
-        let _stop = stop;
-        let t0 = Instant::now();
-        while loop_counters.lcore.control_applied.get() < n_cmds {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "services not applied"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let mut seen = Seen {
-            ping: run(
-                "ip",
-                &[
-                    "netns", "exec", &cns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.1",
-                ],
-            )
-            .unwrap_or_else(|e| e),
-            ..Default::default()
-        };
-        for _ in 0..N {
-            seen.plain.push(curl(&cns, &format!("http://{VIP}/")));
-        }
-        for _ in 0..N {
-            seen.proxied
-                .push(curl(&cns, &format!("http://{VIP}:8080/")));
-        }
-        for _ in 0..N {
-            seen.nat.push(curl(&cns, &format!("http://{VIP}:81/")));
-        }
-        seen
-    });
-
-    let run_result = backend.run(worker, ctl_rx);
-    let seen = client.join().expect("client thread");
-    let worker = run_result.expect("backend ran and closed its ports");
+    // The loop runs on worker lcore 1; this thread is the client. If it panics, the
+    // guard stops the loop before the lab is torn down.
+    let guard = StopOnDrop(backend.stop_handle());
+    let running = backend
+        .launch(worker, ctl_rx, 1)
+        .expect("launch the loop on lcore 1");
+    assert_eq!(running.lcore(), 1);
+    let seen = client(&lab.c, &counters, n_cmds);
+    let worker = running.stop().expect("loop ended and closed its ports");
+    drop(guard);
     drop(ctl);
 
     eprintln!(

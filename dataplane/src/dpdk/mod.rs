@@ -6,7 +6,8 @@
 //!   pktmbuf pool, finds and configures the ports (PCI or vdev), and gives every port that
 //!   asks for one a kernel twin: a `net_tap` device carrying the port's MAC address, so
 //!   what the kernel answers (ARP, ICMP, OSPF) is correct on the wire.
-//! - [`Backend::run`] is the forwarding loop, on the calling thread (the main lcore):
+//! - [`Backend::run`] is the forwarding loop, on the calling thread (the main lcore), or
+//!   [`Backend::launch`] on a worker lcore (`remote_launch`, stopped by [`Running::stop`]):
 //!   rx burst from each port → [`Worker::process`](crate::worker::Worker::process) on
 //!   the mbuf data, exposed with its headroom and tailroom so the core can prepend
 //!   (IPIP) or append (TOA, PROXY) → the new data bounds written back to the mbuf → per
@@ -57,6 +58,9 @@ pub enum Error {
     /// The configuration cannot be used.
     #[error("invalid backend configuration: {0}")]
     Config(&'static str),
+    /// The forwarding loop on a worker lcore ended abnormally.
+    #[error("forwarding loop: {0}")]
+    Loop(&'static str),
     /// A port or twin named in the configuration failed to come up.
     #[error("port {index} ({device}): {source}")]
     Port {
@@ -377,6 +381,27 @@ impl Backend {
         self.stop.clone()
     }
 
+    /// Runs [`Backend::run`] on worker lcore `lcore` (an EAL thread pinned by `-l` or
+    /// `--lcores`), leaving the calling thread to the control plane; [`Running::stop`]
+    /// ends it and gives back the worker.
+    pub fn launch(self, worker: Worker, control: ControlRx, lcore: u32) -> Result<Running> {
+        let eal = self.eal;
+        let stop = self.stop.clone();
+        let (tx, result) = sync_channel(1);
+        eal.remote_launch(lcore, move || {
+            let r = self.run(worker, control);
+            let code = i32::from(r.is_err());
+            let _ = tx.send(r);
+            code
+        })?;
+        Ok(Running {
+            eal,
+            lcore,
+            stop,
+            result,
+        })
+    }
+
     /// Runs the forwarding loop with `worker` on the calling thread until the stop handle
     /// fires, then frees held frames and stops and closes the ports and twins. The
     /// worker's ports must be the backend's, in the same order.
@@ -409,6 +434,34 @@ impl Backend {
         match first_err {
             Some(e) => Err(Error::Dpdk(e)),
             None => Ok(worker),
+        }
+    }
+}
+
+/// A forwarding loop running on a worker lcore ([`Backend::launch`]).
+#[derive(Debug)]
+pub struct Running {
+    eal: &'static Eal,
+    lcore: u32,
+    stop: StopHandle,
+    result: Receiver<Result<Worker>>,
+}
+
+impl Running {
+    /// The lcore the loop runs on.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+
+    /// Stops the loop, waits for the lcore and gives back the worker (or the error that
+    /// ended the loop: closing the ports, a panic on the lcore).
+    pub fn stop(self) -> Result<Worker> {
+        self.stop.stop();
+        let code = self.eal.wait_lcore(self.lcore)?;
+        match self.result.try_recv() {
+            Ok(r) => r,
+            Err(_) if code == dpdk_sys::LAUNCH_PANICKED => Err(Error::Loop("panicked")),
+            Err(_) => Err(Error::Loop("ended without a result")),
         }
     }
 }
