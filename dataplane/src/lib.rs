@@ -24,6 +24,8 @@
 //! buffers; the DPDK lcore loop that feeds them lives elsewhere.
 
 pub mod conn;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod fib;
 pub mod flow;
 pub mod laddr;
