@@ -9,7 +9,7 @@ PKGS=(
   build-essential pkg-config clang libclang-dev libdpdk-dev dpdk dpdk-dev libelf-dev
   libpcap-dev libnuma-dev
   # the lab
-  iproute2 iputils-ping nftables tcpdump tshark curl procps psmisc openssl
+  iproute2 iputils-ping nftables tcpdump tshark curl procps psmisc openssl ethtool
   frr bird2 nginx-light keepalived haproxy wrk prometheus
   # measurement
   valgrind

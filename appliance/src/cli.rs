@@ -572,7 +572,11 @@ fn render_health(v: &HealthView) -> String {
                 c.check.clone(),
                 c.state.clone(),
                 duration_text(c.since_seconds),
+                c.weight.to_string(),
                 c.failures.to_string(),
+                c.latency_ms
+                    .map(|l| format!("{l:.1}ms"))
+                    .unwrap_or_else(|| "-".into()),
                 c.last_result.clone(),
             ]
         })
@@ -584,7 +588,9 @@ fn render_health(v: &HealthView) -> String {
             "Check",
             "State",
             "Since",
+            ">Weight",
             ">Failures",
+            ">Latency",
             "LastResult",
         ],
         &rows,
@@ -599,17 +605,21 @@ fn render_vips(v: &VipsView) -> String {
             vec![
                 r.vip.to_string(),
                 r.method.clone(),
-                if r.announced {
-                    "announced"
+                if !r.state.is_empty() {
+                    r.state.clone()
+                } else if r.announced {
+                    "announced".to_string()
                 } else {
-                    "withdrawn"
-                }
-                .to_string(),
+                    "withdrawn".to_string()
+                },
                 r.metric
                     .map(|m| m.to_string())
                     .unwrap_or_else(|| "-".into()),
                 format!("{}/{}", r.services_up, r.services_total),
                 if r.drained { "yes" } else { "no" }.to_string(),
+                r.since_seconds
+                    .map(duration_text)
+                    .unwrap_or_else(|| "-".into()),
                 r.reason.clone(),
             ]
         })
@@ -622,6 +632,7 @@ fn render_vips(v: &VipsView) -> String {
             ">Metric",
             ">Services",
             "Drained",
+            "Since",
             "Reason",
         ],
         &rows,

@@ -481,6 +481,10 @@ pub struct Global {
     /// Serve `/metrics` at all.
     #[serde(default = "yes")]
     pub metrics_enabled: bool,
+    /// While this file exists, every health-driven VIP of the node is drained
+    /// (withdrawn, or costed out); polled every second. See `docs/health.md`.
+    #[serde(default)]
+    pub drain_file: Option<PathBuf>,
 }
 
 impl Default for Global {
@@ -490,6 +494,7 @@ impl Default for Global {
             control_socket: default_control_socket(),
             metrics: default_metrics(),
             metrics_enabled: true,
+            drain_file: None,
         }
     }
 }
@@ -911,6 +916,12 @@ pub struct VipPolicy {
     /// Minimum time between two announcement changes (damping), default 0s.
     #[serde(default = "d0s", deserialize_with = "de_one")]
     pub hold_time: Duration,
+    /// OSPF stub metric the VIP is announced with while healthy, default 1.
+    #[serde(default = "one_u32")]
+    pub metric: u32,
+    /// While this file exists, this VIP is drained (besides `[global].drain_file`).
+    #[serde(default)]
+    pub drain_file: Option<PathBuf>,
 }
 
 fn default_require() -> VipRequire {
@@ -1033,6 +1044,8 @@ impl Config {
                 require: VipRequire::All,
                 cost_out: None,
                 hold_time: Duration::ZERO,
+                metric: 1,
+                drain_file: None,
             })
     }
 
@@ -1973,6 +1986,12 @@ impl Validator {
                         );
                     }
                 }
+            }
+            if pol.metric > 65535 {
+                self.err(
+                    path!["vip", key.as_str(), "metric"],
+                    "metric must be between 0 and 65535",
+                );
             }
             if let Some(m) = pol.cost_out {
                 if m == 0 || m > 65535 {

@@ -496,6 +496,21 @@ pub struct HealthRow {
     pub last_result: String,
     /// Consecutive failures.
     pub failures: u32,
+    /// Whether the real server is alive (all its checks pass).
+    #[serde(default)]
+    pub server_up: bool,
+    /// The server's effective weight (`misc_dynamic`, file weights).
+    #[serde(default)]
+    pub weight: u32,
+    /// Duration of the last attempt, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Seconds since the last result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result_age_seconds: Option<u64>,
+    /// Whether the service holds quorum.
+    #[serde(default)]
+    pub service_quorum: bool,
 }
 
 /// Result of `vips`.
@@ -525,6 +540,12 @@ pub struct VipRow {
     pub services_total: u32,
     /// Why it is (not) announced.
     pub reason: String,
+    /// `announced`, `withdrawn` or `costed-out` (announced with the cost-out metric).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    /// Seconds since the last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_seconds: Option<u64>,
 }
 
 /// Result of `routes`.

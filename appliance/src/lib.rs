@@ -18,8 +18,11 @@
 //! - [`ospf_socket`]: the raw protocol-89 socket the OSPF driver sends and receives on.
 //! - [`routing`]: the routing subsystem of `kernel` mode — the `ospf` crate's speaker on
 //!   those sockets, the `rib` crate's RIB, and kernel route programming.
+//! - [`health_driver`]: the health subsystem — the `probe` crate's probers running the
+//!   `health` crate's services, VIP announcers with drains, and the VIP set handed to
+//!   the routing subsystem.
 //!
-//! What it does not do: implement OSPF, check health, choose routes or forward packets —
+//! What it does not do: implement OSPF, decide health, choose routes or forward packets —
 //! those are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems.
 //! Until a subsystem runs, the daemon answers its views with a `not_available` error
 //! rather than making data up.
@@ -28,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod health_driver;
 pub mod keepalived;
 pub mod metrics;
 pub mod netlink;

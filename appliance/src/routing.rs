@@ -19,9 +19,14 @@
 //! - On shutdown the instance flushes its LSAs ([`ospf::Instance::shutdown`]); the task
 //!   keeps pumping packets until every flush is acknowledged or [`SHUTDOWN_CAP`] passes.
 //!
-//! What it does not do: forward packets (the dataplane), check health or drive VIPs from
-//! health (the health subsystem, later), run OSPF in `dpdk` mode (the kernel twins will
-//! make that the same code; not wired yet), or support several areas (the instance has
+//! - Health-driven VIPs: with [`Routing::with_health_vips`] the task also follows the
+//!   VIP → metric set the health subsystem publishes on a `watch` channel and announces
+//!   each VIP as a /32 stub link while it is in the set (re-originating the router-LSA
+//!   on every change); an `[[announce]]` of the same prefix takes precedence.
+//!
+//! What it does not do: forward packets (the dataplane), check health or decide which
+//! VIPs to announce (the health subsystem, [`crate::health_driver`]), run OSPF in `dpdk`
+//! mode (the kernel twins will make that the same code; not wired yet), or support several areas (the instance has
 //! one area; a configuration mixing areas is refused at start).
 
 use std::collections::BTreeMap;
@@ -36,6 +41,7 @@ use ospf::lsa::{LsaBody, LsaType};
 use ospf::{Event, ExternalSpec, Instance, InstanceConfig, InterfaceConfig, NetworkType};
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts};
 use rib::{FibChange, NextHop, Rib, RouteChange, Source};
+use tokio::sync::watch;
 
 use crate::config::{
     AnnounceAs, AuthType, Authentication, Config, MetricType, OspfInterface, OspfNetwork,
@@ -47,6 +53,7 @@ use crate::control::{
 use crate::daemon::{
     ControlCall, Subsystem, SubsystemContext, SubsystemError, SubsystemFuture, Topic,
 };
+use crate::health_driver::VipRoutes;
 use crate::netlink::{KernelRoute, NetEvent, NetEvents, NetlinkError, Nexthop, RouteProgrammer};
 use crate::ospf_socket::{OspfSocket, OspfSocketError, Received};
 
@@ -84,15 +91,26 @@ pub enum RoutingError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// The routing subsystem (OSPF + RIB + kernel routes), answering `ospf …`, `routes` and
-/// `vips`.
+/// The routing subsystem (OSPF + RIB + kernel routes), answering `ospf …`, `routes` and,
+/// without a health subsystem, `vips`.
 #[derive(Debug, Default)]
-pub struct Routing;
+pub struct Routing {
+    health_vips: Option<watch::Receiver<Arc<VipRoutes>>>,
+}
 
 impl Routing {
     /// A routing subsystem; it reads everything from the configuration when it runs.
     pub fn new() -> Self {
-        Routing
+        Routing { health_vips: None }
+    }
+
+    /// A routing subsystem that also announces the VIPs the health subsystem publishes
+    /// on `vips` (VIP → stub metric; see [`crate::health_driver`]). The health subsystem
+    /// then answers `vips`.
+    pub fn with_health_vips(vips: watch::Receiver<Arc<VipRoutes>>) -> Self {
+        Routing {
+            health_vips: Some(vips),
+        }
     }
 }
 
@@ -102,11 +120,20 @@ impl Subsystem for Routing {
     }
 
     fn topics(&self) -> &'static [Topic] {
-        &[Topic::Ospf, Topic::Routes, Topic::Vips]
+        if self.health_vips.is_some() {
+            &[Topic::Ospf, Topic::Routes]
+        } else {
+            &[Topic::Ospf, Topic::Routes, Topic::Vips]
+        }
     }
 
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture {
-        Box::pin(async move { run(ctx).await.map_err(|e| SubsystemError(e.to_string())) })
+        let vips = self.health_vips;
+        Box::pin(async move {
+            run(ctx, vips)
+                .await
+                .map_err(|e| SubsystemError(e.to_string()))
+        })
     }
 }
 
@@ -239,6 +266,39 @@ fn announcements(c: &Config) -> BTreeMap<ospf::Ipv4Net, AnnounceSpec> {
         out.insert(prefix, spec);
     }
     out
+}
+
+/// `[[announce]]` prefixes plus the health-driven VIPs (an `[[announce]]` of the same
+/// /32 wins: it is unconditional).
+fn wanted_announcements(
+    c: &Config,
+    health: Option<&VipRoutes>,
+) -> BTreeMap<ospf::Ipv4Net, AnnounceSpec> {
+    let mut out = announcements(c);
+    for (vip, metric) in health.into_iter().flatten() {
+        let Some(prefix) = ospf::Ipv4Net::new(*vip, 32) else {
+            continue;
+        };
+        out.entry(prefix).or_insert(AnnounceSpec {
+            metric: u16::try_from(*metric).unwrap_or(u16::MAX),
+            external: None,
+        });
+    }
+    out
+}
+
+/// Waits for the next health VIP set (never resolves without a health subsystem or once
+/// it is gone).
+async fn vips_changed(rx: &mut Option<watch::Receiver<Arc<VipRoutes>>>) {
+    match rx {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                *rx = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn rib_net(addr: Ipv4Addr, len: u8) -> Option<rib::Ipv4Net> {
@@ -463,6 +523,7 @@ enum Input {
     Control(ControlCall),
     Reload,
     Net(NetEvent),
+    Vips,
     Tick,
 }
 
@@ -477,7 +538,10 @@ async fn recv_any(sockets: &[OspfSocket]) -> (usize, Result<Received, OspfSocket
     (i, r)
 }
 
-async fn run(mut ctx: SubsystemContext) -> Result<(), RoutingError> {
+async fn run(
+    mut ctx: SubsystemContext,
+    mut health_vips: Option<watch::Receiver<Arc<VipRoutes>>>,
+) -> Result<(), RoutingError> {
     let start = Instant::now();
     let config = ctx.config.borrow_and_update().clone();
     let metrics = RoutingMetrics::new(&ctx.registry)?;
@@ -519,7 +583,8 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), RoutingError> {
     task.reconcile().await?;
     task.ospf = start_ospf(&config, &kif, task.now())?;
     if task.ospf.is_some() {
-        let wanted = announcements(&config);
+        let health = health_vips.as_mut().map(|r| r.borrow_and_update().clone());
+        let wanted = wanted_announcements(&config, health.as_deref());
         task.apply_announcements(wanted);
     }
     task.pump().await;
@@ -561,6 +626,7 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), RoutingError> {
             Some(call) = ctx.requests.recv() => Input::Control(call),
             Ok(()) = ctx.config.changed(), if shutting_down.is_none() => Input::Reload,
             Some(ev) = events.next() => Input::Net(ev),
+            () = vips_changed(&mut health_vips), if shutting_down.is_none() => Input::Vips,
             _ = tick.tick() => Input::Tick,
         };
         let now = task.now();
@@ -588,7 +654,15 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), RoutingError> {
             }
             Input::Reload => {
                 let c = ctx.config.borrow_and_update().clone();
-                task.reload(c);
+                let health = health_vips.as_mut().map(|r| r.borrow_and_update().clone());
+                task.reload(c, health.as_deref());
+            }
+            Input::Vips => {
+                let health = health_vips.as_mut().map(|r| r.borrow_and_update().clone());
+                if task.ospf.is_some() {
+                    let wanted = wanted_announcements(&task.config, health.as_deref());
+                    task.apply_announcements(wanted);
+                }
             }
             Input::Net(ev) => task.net_event(ev, now),
             Input::Tick => task.update_gauges(),
@@ -856,7 +930,7 @@ impl Task {
         }
     }
 
-    fn reload(&mut self, c: Arc<Config>) {
+    fn reload(&mut self, c: Arc<Config>, health: Option<&VipRoutes>) {
         // Static routes: remove the ones gone or changed, add the new ones.
         let new_statics = static_routes(&c, &self.links);
         for (key, r) in &self.statics {
@@ -883,7 +957,7 @@ impl Task {
             tracing::warn!("reload: [ospf] added; OSPF starts at the next restart");
         }
         if self.ospf.is_some() {
-            self.apply_announcements(announcements(&c));
+            self.apply_announcements(wanted_announcements(&c, health));
         }
         self.config = c;
     }
@@ -1161,6 +1235,8 @@ impl Task {
                         "stub"
                     }
                 ),
+                state: String::new(),
+                since_seconds: None,
             })
             .collect();
         VipsView { vips }
@@ -1417,6 +1493,45 @@ metric_type = 1
         let e = a.get(&p2).and_then(|s| s.external).expect("external");
         assert!(!e.type2);
         assert_eq!(e.metric, 30);
+    }
+
+    #[test]
+    fn health_vips_join_the_announcements_and_announce_wins() {
+        let c = parse(
+            r#"
+[global]
+router_id = "1.1.1.1"
+[dataplane]
+mode = "kernel"
+[[interface]]
+name = "eth0"
+[ospf]
+[[ospf.interface]]
+name = "eth0"
+area = "0.0.0.0"
+[[announce]]
+prefix = "100.64.0.1/32"
+metric = 7
+"#,
+        );
+        let net = |d| ospf::Ipv4Net::new(Ipv4Addr::new(100, 64, 0, d), 32).expect("net");
+        let health: VipRoutes = [
+            (Ipv4Addr::new(100, 64, 0, 1), 50),
+            (Ipv4Addr::new(100, 64, 0, 10), 10),
+            (Ipv4Addr::new(100, 64, 0, 11), 70_000),
+        ]
+        .into_iter()
+        .collect();
+        let w = wanted_announcements(&c, Some(&health));
+        assert_eq!(w.len(), 3);
+        let stub = |metric| AnnounceSpec {
+            metric,
+            external: None,
+        };
+        assert_eq!(w.get(&net(1)), Some(&stub(7)), "[[announce]] wins");
+        assert_eq!(w.get(&net(10)), Some(&stub(10)));
+        assert_eq!(w.get(&net(11)), Some(&stub(u16::MAX)), "clamped");
+        assert_eq!(wanted_announcements(&c, None).len(), 1);
     }
 
     #[test]

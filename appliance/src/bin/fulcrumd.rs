@@ -70,7 +70,14 @@ fn main() -> ExitCode {
         let kernel_mode = config.dataplane.mode == DataplaneMode::Kernel;
         let mut daemon = Daemon::new(args.config.clone(), config)?;
         if kernel_mode {
-            daemon.add_subsystem(Box::new(appliance::routing::Routing::new()));
+            // Health decides which VIPs to announce; routing announces them over OSPF.
+            let (vip_tx, vip_rx) = appliance::health_driver::vip_channel();
+            daemon.add_subsystem(Box::new(appliance::health_driver::HealthDriver::new(
+                vip_tx,
+            )));
+            daemon.add_subsystem(Box::new(appliance::routing::Routing::with_health_vips(
+                vip_rx,
+            )));
         }
         tracing::info!(
             "fulcrumd {} starting with {}",
