@@ -1,5 +1,6 @@
 //! Forwards N established FullNAT packets (bursts of 32); run under
 //! `valgrind --tool=callgrind` with two values of N to get instructions per packet, or
+//! with `--hw-csum N` for frames whose IPv4 checksum the NIC verified, or
 //! with `--memory N` to print the connection table's memory for N connections.
 
 #[path = "../benches/common/mod.rs"]
@@ -89,8 +90,10 @@ fn main() {
         println!("{} connections", w.conns().len());
         return;
     }
+    // `--hw-csum N`: frames marked as checksum-verified by the NIC.
+    let hw = args.get(1).map(String::as_str) == Some("--hw-csum");
     let n: usize = args
-        .get(1)
+        .get(if hw { 2 } else { 1 })
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let mut w = worker(1 << 16, 4, SchedKind::Rr);
@@ -100,12 +103,13 @@ fn main() {
         .collect();
     let mut actions = vec![Action::Punt; 32];
     for _ in 0..n / 32 {
-        burst(
+        burst_csum(
             &mut w,
             Duration::from_secs(2),
             &mut bufs,
             &tmpl,
             &mut actions,
+            hw,
         );
     }
     println!(

@@ -527,7 +527,14 @@ pub struct ConnTable {
 
 #[inline]
 fn hash32(key: &FlowKey, seed: u64) -> u32 {
-    let h = key.table_hash(seed);
+    let (a, b) = key.packed();
+    hash32_packed(a, b, seed)
+}
+
+/// [`hash32`] of the key packed as `(a, b)` ([`FlowKey::packed`]).
+#[inline(always)]
+fn hash32_packed(a: u64, b: u64, seed: u64) -> u32 {
+    let h = FlowKey::table_hash_packed(a, b, seed);
     let v = (h ^ (h >> 32)) as u32;
     if v == 0 {
         1
@@ -600,16 +607,6 @@ impl ConnTable {
             .filter(|c| c.flags & flags::FREE == 0)
     }
 
-    #[inline(always)]
-    fn key_of(&self, ent: u32) -> Option<FlowKey> {
-        let c = self.entries.get((ent >> 1) as usize)?;
-        if ent & 1 == 0 {
-            Some(c.in_key())
-        } else {
-            Some(c.out_key())
-        }
-    }
-
     /// Finds the entry for a packet with `key`, and the direction the key matched.
     /// Templates are not returned (see [`lookup_template`](Self::lookup_template)).
     #[inline(always)]
@@ -623,17 +620,45 @@ impl ConnTable {
         })
     }
 
+    /// The entry with key `key` in the index: the key is packed into two words once,
+    /// hashed from them and compared with the candidates' packed keys (two word
+    /// compares instead of five field compares).
+    /// [`lookup`](Self::lookup) returning the entry too (found by the probe, so it is
+    /// not looked up a second time).
+    #[inline(always)]
+    pub fn lookup_conn(&self, key: &FlowKey) -> Option<(ConnId, Dir, &Conn)> {
+        if key.proto & TEMPLATE_PROTO_BIT != 0 {
+            return None;
+        }
+        let ent = self.find(key)?;
+        let c = self
+            .entries
+            .get((ent >> 1) as usize)
+            .filter(|c| c.flags & flags::FREE == 0)?;
+        let dir = if ent & 1 == 0 { Dir::In } else { Dir::Out };
+        Some((ConnId(ent >> 1), dir, c))
+    }
+
     #[inline(always)]
     fn find(&self, key: &FlowKey) -> Option<u32> {
-        let h = hash32(key, self.seed);
+        let (a, b) = key.packed();
+        let h = hash32_packed(a, b, self.seed);
         let mut pos = h as usize & self.mask;
         loop {
             let s = self.index.get(pos)?;
             if s.hash == 0 {
                 return None;
             }
-            if s.hash == h && self.key_of(s.ent).as_ref() == Some(key) {
-                return Some(s.ent);
+            if s.hash == h {
+                let c = self.entries.get((s.ent >> 1) as usize)?;
+                let k = if s.ent & 1 == 0 {
+                    c.in_key()
+                } else {
+                    c.out_key()
+                };
+                if k.packed() == (a, b) {
+                    return Some(s.ent);
+                }
             }
             pos = (pos + 1) & self.mask;
         }
@@ -878,9 +903,25 @@ impl ConnTable {
     /// [`ticks`] (the packet path converts them once per burst).
     #[inline(always)]
     pub fn touch_ticks(&mut self, id: ConnId, now_ticks: u32, timeout_ticks: u32) {
-        let d = now_ticks
+        let d = self.deadline_at(now_ticks, timeout_ticks);
+        self.touch_deadline(id, d);
+    }
+
+    /// The deadline [`touch_ticks`](Self::touch_ticks) sets for `now_ticks` and
+    /// `timeout_ticks`; it stays valid until the wheel next advances
+    /// ([`expire`](Self::expire)), so a burst computes it once.
+    #[inline(always)]
+    pub fn deadline_at(&self, now_ticks: u32, timeout_ticks: u32) -> u32 {
+        now_ticks
             .saturating_add(timeout_ticks.max(1))
-            .max(self.cur.saturating_add(1));
+            .max(self.cur.saturating_add(1))
+    }
+
+    /// [`touch_ticks`](Self::touch_ticks) with the deadline from
+    /// [`deadline_at`](Self::deadline_at) (computed since the last
+    /// [`expire`](Self::expire)).
+    #[inline(always)]
+    pub fn touch_deadline(&mut self, id: ConnId, d: u32) {
         let Some(c) = self.get_mut(id) else { return };
         c.deadline = d;
         if d < c.armed {

@@ -64,10 +64,27 @@ impl FlowKey {
     /// folded into the low one (the table takes the low bits).
     #[inline]
     pub fn table_hash(&self, seed: u64) -> u64 {
-        let a = ((u64::from(self.saddr) << 32) | u64::from(self.daddr)) ^ seed;
-        let b =
-            (u64::from(self.sport) << 32) | (u64::from(self.dport) << 16) | u64::from(self.proto);
-        let h = a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b ^ seed.rotate_left(29);
+        let (a, b) = self.packed();
+        Self::table_hash_packed(a, b, seed)
+    }
+
+    /// The tuple as two words: (source address << 32 | destination address, source
+    /// port << 32 | destination port << 16 | protocol). Two keys are equal exactly when
+    /// their packed words are (the packing is injective), so a table can compare keys
+    /// with two word compares and hash the words it already has.
+    #[inline(always)]
+    pub fn packed(&self) -> (u64, u64) {
+        (
+            (u64::from(self.saddr) << 32) | u64::from(self.daddr),
+            (u64::from(self.sport) << 32) | (u64::from(self.dport) << 16) | u64::from(self.proto),
+        )
+    }
+
+    /// [`table_hash`](Self::table_hash) of the key whose [`packed`](Self::packed)
+    /// words are `(a, b)`.
+    #[inline(always)]
+    pub fn table_hash_packed(a: u64, b: u64, seed: u64) -> u64 {
+        let h = (a ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b ^ seed.rotate_left(29);
         let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         h ^ (h >> 32)
     }

@@ -346,8 +346,23 @@ impl Service {
         self.no_server
     }
 
-    #[inline]
+    #[inline(always)]
     fn pos(&self, rs: u32) -> Option<usize> {
+        // Ids handed out in a row (the usual case) sit at `rs - first id`: one compare
+        // confirms it (ids are sorted and unique); otherwise a binary search.
+        if let Some(&(first, _)) = self.ids.first() {
+            if let Some(&(id, p)) = self.ids.get(rs.wrapping_sub(first) as usize) {
+                if id == rs {
+                    return Some(p as usize);
+                }
+            }
+        }
+        self.pos_search(rs)
+    }
+
+    /// [`pos`](Self::pos) by binary search (ids not handed out in a row).
+    #[inline(never)]
+    fn pos_search(&self, rs: u32) -> Option<usize> {
         self.ids
             .binary_search_by_key(&rs, |p| p.0)
             .ok()
@@ -532,7 +547,7 @@ impl Service {
 
     /// Counts a packet of `len` bytes of server `rs` in direction in (client→server)
     /// or out.
-    #[inline]
+    #[inline(always)]
     pub fn count_packet(&self, rs: u32, inbound: bool, len: usize) {
         let len = len as u64;
         let add = |st: &Stats| {
@@ -962,6 +977,45 @@ mod tests {
         assert!(!t.is_vip(key().vaddr));
         assert_eq!(t.find(PROTO_TCP, key().vaddr, 80), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn server_lookup_by_id_with_dense_and_sparse_ids() {
+        let mut t = table(SchedKind::Rr, &[1, 2, 3]);
+        let other = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(1, 1, 1, 1), 80);
+        t.add_service(other, ServiceConfig::default(), Arc::default())
+            .expect("other");
+        // Ids interleaved with another service's, then a hole in the middle.
+        for i in 0..3u8 {
+            let rs = RealServerConfig::new(Ipv4Addr::new(10, 9, 9, i), 80, 1);
+            t.add_server(other, rs, Arc::default()).expect("other rs");
+            let rs =
+                RealServerConfig::new(Ipv4Addr::new(192, 168, 7, 20 + i), 80, 4 + u32::from(i));
+            t.add_server(key(), rs, Arc::default()).expect("rs");
+        }
+        t.delete_server(key(), Ipv4Addr::new(192, 168, 7, 11), 80)
+            .expect("delete");
+        let s = t.by_key(key()).expect("svc");
+        let views: Vec<RsView> = s.servers().to_vec();
+        assert_eq!(views.len(), 5);
+        for v in &views {
+            let cfg = s.rs_config(v.id).expect("found");
+            assert_eq!(
+                (u32::from(cfg.addr), cfg.port, cfg.weight),
+                (v.addr, v.port, v.weight)
+            );
+            assert!(s.rs_stats(v.id).is_some());
+        }
+        let max = views.iter().map(|v| v.id).max().expect("max");
+        let known: Vec<u32> = views.iter().map(|v| v.id).collect();
+        for id in 0..max + 8 {
+            assert_eq!(s.rs_config(id).is_some(), known.contains(&id), "id {id}");
+        }
+        // Counting a packet reaches the right server's counters.
+        let last = views.last().expect("last");
+        s.count_packet(last.id, true, 60);
+        assert_eq!(s.rs_stats(last.id).expect("stats").bytes_in.get(), 60);
+        assert_eq!(s.rs_stats(views[0].id).expect("stats").bytes_in.get(), 0);
     }
 
     #[test]

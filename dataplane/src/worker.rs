@@ -14,7 +14,9 @@
 //! with one fused RFC 1624 update per checksum and sent to a next hop taken from a small
 //! per-worker cache (single-path routes with a resolved neighbor; emptied when the FIB
 //! is swapped or the neighbor table changes). Worker counters are added once per burst.
-//! Anything else — or any check that fails — goes through the general path above, which
+//! Its IPv4 header checksum check is skipped only for frames whose
+//! [`Frame::ip_csum_ok`] the receive path set (the NIC verified it); by default it is
+//! verified in software, and the general path always verifies. Anything else — or any check that fails — goes through the general path above, which
 //! produces the same bytes and counts.
 //!
 //! SYN proxy: data carried by the client's cookie-validating ACK is held (a fixed pool,
@@ -76,6 +78,13 @@ pub struct Frame<'a> {
     /// Caller's handle for the buffer (e.g. an mbuf index), queued while a neighbor
     /// resolves and handed back by [`Worker::drain_released`].
     pub ticket: u32,
+    /// Set by the receive path when the NIC has verified the IPv4 header checksum of
+    /// this frame (DPDK: `RTE_MBUF_F_RX_IP_CKSUM_GOOD` in the mbuf's `ol_flags`). The
+    /// established fast path then skips its own verification. False from
+    /// [`Frame::new`]: without the flag every header checksum is verified in software.
+    /// Only the IPv4 header checksum is covered (the TCP checksum is updated
+    /// incrementally and never verified on the forwarding path).
+    pub ip_csum_ok: bool,
 }
 
 impl<'a> Frame<'a> {
@@ -90,6 +99,7 @@ impl<'a> Frame<'a> {
             len,
             port,
             ticket: 0,
+            ip_csum_ok: false,
         })
     }
 
@@ -391,6 +401,8 @@ pub struct Worker {
     /// [`RouteSlot`]); valid for `route_fib` and until the neighbor table changes.
     route_cache: Box<[RouteSlot; ROUTE_CACHE]>,
     route_fib: Option<Arc<Fib>>,
+    /// Each port's MAC as [`mac_word`] packs it (the fast path's destination check).
+    port_macs: Box<[u64]>,
     /// SYN proxy ACK-storm state of recent connections (see [`StormSlot`]).
     storm: Box<[StormSlot; STORM_SLOTS]>,
     /// SYN proxy: data of cookie-validating ACKs waiting for the server handshake.
@@ -454,6 +466,23 @@ fn header_sum_ok(h: &[u8]) -> bool {
     !h.is_empty() && acc == 0xffff
 }
 
+/// A MAC address as one word (native order, two high bytes zero), to compare a frame's
+/// destination with one instruction.
+#[inline(always)]
+fn mac_word(m: &[u8; 6]) -> u64 {
+    u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
+}
+
+/// Folds a 64-bit ones'-complement accumulator to 16 bits; the same value as
+/// `checksum::fold` for every input, in fewer steps: adding a word to itself rotated by
+/// half its width leaves the end-around-carry sum of its halves in the high half (the
+/// carry out of the low half lands in the high one, which cannot overflow again).
+#[inline(always)]
+fn fold_fast(acc: u64) -> u16 {
+    let s = (acc.wrapping_add(acc.rotate_left(32)) >> 32) as u32;
+    (s.wrapping_add(s.rotate_left(16)) >> 16) as u16
+}
+
 /// [`header_sum_ok`] for an option-less IPv4 header in a fixed-size frame head: the
 /// RFC 1071 sum taken over five 32-bit words in native byte order (the ones'-complement
 /// sum is independent of byte order and word size once folded, RFC 1071 §2), compared
@@ -462,15 +491,18 @@ fn header_sum_ok(h: &[u8]) -> bool {
 fn ip_header_ok(h: &[u8; ETH_LEN + 40]) -> bool {
     let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     let acc = w(ETH_LEN) + w(ETH_LEN + 4) + w(ETH_LEN + 8) + w(ETH_LEN + 12) + w(ETH_LEN + 16);
-    checksum::fold(acc) == 0xffff
+    fold_fast(acc) == 0xffff
 }
 
 /// FullNAT rewrite of an option-less IPv4 + TCP head: source and destination address
 /// and port, sequence and (the ACK flag being set) acknowledgment shifts, with one fused
 /// RFC 1624 update per checksum (HC' = ~(~HC + ~m + m'), the 32-bit fields taken whole:
-/// a 32-bit word folds to the sum of its halves). The bytes are the ones
-/// `Worker::nat_rewrite_fast` writes: both sums are zero only when no field changes
-/// from all-ones to zero, the same condition there.
+/// a 32-bit word folds to the sum of its halves). The sums are taken on the bytes as
+/// they lie, in native byte order (RFC 1071 §2: the ones'-complement sum of byte-swapped
+/// words is the byte-swapped sum, and folding keeps the unique representative), so old
+/// fields and checksums are read and the checksums written without byte swaps. The
+/// bytes are the ones `Worker::nat_rewrite_fast` writes: both sums are zero only when
+/// no field changes from all-ones to zero, the same condition there.
 #[inline(always)]
 fn rewrite_fixed(
     h: &mut [u8; ETH_LEN + 40],
@@ -484,38 +516,42 @@ fn rewrite_fixed(
     const IP: usize = ETH_LEN;
     const L4: usize = ETH_LEN + 20;
     #[inline(always)]
-    fn rd32(h: &[u8; ETH_LEN + 40], at: usize) -> u32 {
-        u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
+    fn ne32(h: &[u8; ETH_LEN + 40], at: usize) -> u32 {
+        u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
     }
     #[inline(always)]
     fn delta32(old: u32, new: u32) -> u64 {
         u64::from(!old) + u64::from(new)
     }
-    let (os, od) = (rd32(h, IP + 12), rd32(h, IP + 16));
-    let ports_old = rd32(h, L4);
+    // New fields as they will lie in memory (big-endian bytes read natively).
+    let src_ne = u32::from_ne_bytes(src.to_be_bytes());
+    let dst_ne = u32::from_ne_bytes(dst.to_be_bytes());
     let ports_new = (u32::from(sport) << 16) | u32::from(dport);
-    let ip_acc = delta32(os, src) + delta32(od, dst);
-    let mut l4_acc = ip_acc + delta32(ports_old, ports_new);
-    h[IP + 12..IP + 16].copy_from_slice(&src.to_be_bytes());
-    h[IP + 16..IP + 20].copy_from_slice(&dst.to_be_bytes());
-    h[L4..L4 + 4].copy_from_slice(&ports_new.to_be_bytes());
+    let ports_ne = u32::from_ne_bytes(ports_new.to_be_bytes());
+    let ip_acc = delta32(ne32(h, IP + 12), src_ne) + delta32(ne32(h, IP + 16), dst_ne);
+    let mut l4_acc = ip_acc + delta32(ne32(h, L4), ports_ne);
+    h[IP + 12..IP + 16].copy_from_slice(&src_ne.to_ne_bytes());
+    h[IP + 16..IP + 20].copy_from_slice(&dst_ne.to_ne_bytes());
+    h[L4..L4 + 4].copy_from_slice(&ports_ne.to_ne_bytes());
     if seq_add != 0 {
-        let old = rd32(h, L4 + 4);
-        let new = old.wrapping_add(seq_add);
-        l4_acc += delta32(old, new);
-        h[L4 + 4..L4 + 8].copy_from_slice(&new.to_be_bytes());
+        let old = ne32(h, L4 + 4);
+        let new = u32::from_be_bytes(old.to_ne_bytes()).wrapping_add(seq_add);
+        let new_ne = u32::from_ne_bytes(new.to_be_bytes());
+        l4_acc += delta32(old, new_ne);
+        h[L4 + 4..L4 + 8].copy_from_slice(&new_ne.to_ne_bytes());
     }
     if ack_add != 0 && h[L4 + 13] & 0x10 != 0 {
-        let old = rd32(h, L4 + 8);
-        let new = old.wrapping_add(ack_add);
-        l4_acc += delta32(old, new);
-        h[L4 + 8..L4 + 12].copy_from_slice(&new.to_be_bytes());
+        let old = ne32(h, L4 + 8);
+        let new = u32::from_be_bytes(old.to_ne_bytes()).wrapping_add(ack_add);
+        let new_ne = u32::from_ne_bytes(new.to_be_bytes());
+        l4_acc += delta32(old, new_ne);
+        h[L4 + 8..L4 + 12].copy_from_slice(&new_ne.to_ne_bytes());
     }
-    let fold = |hc: u16, acc: u64| -> u16 { !checksum::fold(u64::from(!hc) + acc) };
-    let ihc = u16::from_be_bytes([h[IP + 10], h[IP + 11]]);
-    h[IP + 10..IP + 12].copy_from_slice(&fold(ihc, ip_acc).to_be_bytes());
-    let thc = u16::from_be_bytes([h[L4 + 16], h[L4 + 17]]);
-    h[L4 + 16..L4 + 18].copy_from_slice(&fold(thc, l4_acc).to_be_bytes());
+    let fold = |hc: u16, acc: u64| -> u16 { !fold_fast(u64::from(!hc) + acc) };
+    let ihc = u16::from_ne_bytes([h[IP + 10], h[IP + 11]]);
+    h[IP + 10..IP + 12].copy_from_slice(&fold(ihc, ip_acc).to_ne_bytes());
+    let thc = u16::from_ne_bytes([h[L4 + 16], h[L4 + 17]]);
+    h[L4 + 16..L4 + 18].copy_from_slice(&fold(thc, l4_acc).to_ne_bytes());
 }
 
 /// Ports of a TCP/UDP header at `l4`.
@@ -542,6 +578,7 @@ impl Worker {
             cookies: SynCookies::new(crate::flow::mix64(cfg.seed ^ SYN_SECRET_SALT)),
             route_cache: Box::new([RouteSlot::default(); ROUTE_CACHE]),
             route_fib: None,
+            port_macs: cfg.ports.iter().map(|p| mac_word(&p.mac)).collect(),
             storm: Box::new(
                 [StormSlot {
                     conn: NO_CONN,
@@ -684,13 +721,16 @@ impl Worker {
         let ctx = Ctx { fib: &fib, now };
         let now_ticks = crate::conn::ticks(now);
         let est = crate::conn::ticks(self.cfg.timeouts.tcp(TcpState::Established));
+        // The wheel does not move during a burst: the default deadline is computed once.
+        let est_deadline = self.conns.deadline_at(now_ticks, est);
         let (mut rx, mut fast) = (0u64, 0u64);
         for (f, a) in frames.iter_mut().zip(actions.iter_mut()) {
             rx += 1;
-            *a = match self.fast(&ctx, now_ticks, est, f) {
-                Some(r @ Action::Forward { .. }) => {
+            *a = match self.fast(&ctx, now_ticks, est_deadline, f) {
+                Some(Action::Forward { port }) => {
                     fast += 1;
-                    r
+                    // Rebuilt rather than copied: two stores instead of the whole enum.
+                    Action::Forward { port }
                 }
                 Some(r) => self.count(r),
                 None => {
@@ -711,7 +751,9 @@ impl Worker {
         let ctx = Ctx { fib: &fib, now };
         self.counters.rx.add(1);
         let est = crate::conn::ticks(self.cfg.timeouts.tcp(TcpState::Established));
-        let r = match self.fast(&ctx, crate::conn::ticks(now), est, frame) {
+        let now_ticks = crate::conn::ticks(now);
+        let est_deadline = self.conns.deadline_at(now_ticks, est);
+        let r = match self.fast(&ctx, now_ticks, est_deadline, frame) {
             Some(r) => r,
             None => self.frame(&ctx, frame),
         };
@@ -746,46 +788,54 @@ impl Worker {
         &mut self,
         ctx: &Ctx<'_>,
         now_ticks: u32,
-        est_ticks: u32,
+        est_deadline: u32,
         f: &mut Frame<'_>,
     ) -> Option<Action> {
         const HDR: usize = ETH_LEN + 20 + 20;
-        let mine = self.cfg.ports.get(usize::from(f.port))?.mac;
+        let mine = *self.port_macs.get(usize::from(f.port))?;
         // The head, borrowed once for checks and rewrite (the frame's fields are split so
         // its length can be trimmed while the head is held).
         let frame_len = f.len;
         if frame_len < HDR {
             return None;
         }
-        let head = f.buf.get_mut(f.start..)?.get_mut(..HDR)?;
+        // `start + len` is within the buffer (`Frame` keeps it so), hence so is the head.
+        let head = f.buf.get_mut(f.start..f.start + HDR)?;
         let h: &mut [u8; HDR] = head.try_into().ok()?;
-        let (total, key, doff) = {
-            if h[0..6] != mine || h[12..14] != ETH_IPV4 || h[14] != 0x45 || h[23] != PROTO_TCP {
+        let key = {
+            // Only ACK among SYN/FIN/RST/ACK (checked first: SYN floods leave here).
+            if h[47] & 0x17 != 0x10 {
                 return None;
             }
-            // Only ACK among SYN/FIN/RST/ACK (checked first: SYN floods leave here), not
-            // a fragment (MF clear, offset 0).
-            if h[47] & 0x17 != 0x10 || h[20] & 0x3f != 0 || h[21] != 0 {
+            // Ethertype IPv4, version 4 with a 20-byte header (bytes 12..15), and not a
+            // fragment: MF clear, offset 0 (bytes 20..22, DF ignored), TCP (byte 23).
+            let be = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+            if be(12) & 0xffff_ff00 != 0x0800_4500
+                || be(20) & 0x3fff_00ff != u32::from(PROTO_TCP)
+                || mac_word(&[h[0], h[1], h[2], h[3], h[4], h[5]]) != mine
+            {
                 return None;
             }
             let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
             if total < 40 || ETH_LEN + total > frame_len {
                 return None;
             }
-            if !ip_header_ok(h) {
+            // The NIC's verdict when it gave one, else verified here.
+            if !f.ip_csum_ok && !ip_header_ok(h) {
                 return None;
             }
-            let key = FlowKey {
+            FlowKey {
                 saddr: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
                 daddr: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
                 sport: u16::from_be_bytes([h[34], h[35]]),
                 dport: u16::from_be_bytes([h[36], h[37]]),
                 proto: PROTO_TCP,
-            };
-            (total, key, h[46] >> 4)
+            }
         };
-        let (id, dir) = self.conns.lookup(&key)?;
-        let c = self.conns.get(id)?;
+        let (id, dir, c) = self.conns.lookup_conn(&key)?;
+        // Read again rather than kept across the lookup (fewer values live in it).
+        let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+        let doff = h[46] >> 4;
         if c.mode() != Forward::FullNat as u8 || c.state() != TcpState::Established {
             return None;
         }
@@ -808,36 +858,37 @@ impl Worker {
             }
         }
         // Committed: from here on the frame is ours.
-        let est_ticks = match cfg.est_timeout {
-            None => est_ticks,
-            Some(t) => crate::conn::ticks(t),
+        let deadline = match cfg.est_timeout {
+            None => est_deadline,
+            Some(t) => self.conns.deadline_at(now_ticks, crate::conn::ticks(t)),
         };
         svc.count_packet(c.rs, inbound, total);
-        let (src, sport, dst, dport, seq_add, ack_add, next, hash_key) = if inbound {
-            (
+        // Rewritten straight from the entry, one copy per direction, before the entry is
+        // touched (nothing but `next` stays live across it).
+        let next = if inbound {
+            rewrite_fixed(
+                h,
                 c.laddr,
                 c.lport,
                 c.raddr,
                 c.rport,
                 u32::from(c.proxy_len),
                 c.syn_delta,
-                c.raddr,
-                c.out_key(),
-            )
+            );
+            c.raddr
         } else {
-            (
+            rewrite_fixed(
+                h,
                 c.vaddr,
                 c.vport,
                 c.caddr,
                 c.cport,
                 c.syn_delta.wrapping_neg(),
                 u32::from(c.proxy_len).wrapping_neg(),
-                c.caddr,
-                c.in_key(),
-            )
+            );
+            c.caddr
         };
-        self.conns.touch_ticks(id, now_ticks, est_ticks);
-        rewrite_fixed(h, src, sport, dst, dport, seq_add, ack_add);
+        self.conns.touch_deadline(id, deadline);
         let slot = &self.route_cache[crate::flow::hash_32(next, 8) as usize % ROUTE_CACHE];
         let hit = slot.valid && slot.dst == next;
         if hit {
@@ -848,7 +899,12 @@ impl Worker {
         if hit {
             return Some(Action::Forward { port: slot.port });
         }
-        Some(self.route_and_cache(ctx, f, next, hash_key.ecmp_hash()))
+        // Cache miss: the ECMP hash of the rewritten flow, from the entry (still there:
+        // it was just found and touched).
+        let hash = self.conns.get(id).map_or(0, |c| {
+            if inbound { c.out_key() } else { c.in_key() }.ecmp_hash()
+        });
+        Some(self.route_and_cache(ctx, f, next, hash))
     }
 
     /// [`route`](Self::route), remembering a single-path next hop with a known MAC.

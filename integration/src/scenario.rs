@@ -14,6 +14,14 @@ use crate::frr::{Frr, FrrConfig, OspfInterface};
 use crate::lab::{Lab, Node, Switch};
 use crate::nginx::{Nginx, NginxConfig};
 
+// The balancer stand-ins and the load harness live in their own files; they are declared
+// here (not in lib.rs, which belongs to the harness's core) and reached as
+// `integration::scenario::{lb, load}`.
+#[path = "lb.rs"]
+pub mod lb;
+#[path = "load.rs"]
+pub mod load;
+
 /// What runs in a node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Role {
@@ -34,6 +42,9 @@ pub struct NodeSpec {
     pub addrs: Vec<(String, String)>,
     /// Static routes as `ip route` arguments.
     pub routes: Vec<String>,
+    /// `(key, value)` sysctls set in the namespace once its interfaces exist
+    /// (`net.ipv4.conf.all.arp_ignore`, `1`).
+    pub sysctls: Vec<(String, String)>,
     /// Daemons, started in order after every address and route is in place.
     pub roles: Vec<Role>,
 }
@@ -89,6 +100,69 @@ pub struct Scenario {
     /// Commands to try, with `{ns:NODE}` standing for a node's namespace and `{dir:NODE}`
     /// for its run directory.
     pub hints: Vec<String>,
+    /// The load-balanced service: VIP, port, balancer nodes, real servers, client.
+    pub service: Service,
+}
+
+/// How a balancer delivers a connection to a real server, which decides what the
+/// server sees as the client address and where replies go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Destination and source rewritten (FullNAT, DPVS `FNAT`): the server sees the
+    /// balancer's local address; replies return to the balancer by plain routing.
+    FullNat,
+    /// Destination rewritten only (LVS-NAT): the server sees the client; replies return
+    /// through the balancer because it is the servers' default gateway.
+    Nat,
+    /// Direct routing (LVS-DR): only the MAC is rewritten; the servers hold the VIP on `lo`
+    /// (ARP-suppressed) and answer the client directly.
+    Dr,
+}
+
+/// A real server behind the VIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Node name.
+    pub node: String,
+    /// The address the balancer sends to.
+    pub addr: Ipv4Addr,
+}
+
+/// A node that balances the VIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balancer {
+    /// Node name.
+    pub node: String,
+    /// The local address used toward the servers when [`Delivery::FullNat`] (SNAT source).
+    pub local: Option<Ipv4Addr>,
+}
+
+/// The service a scenario balances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The virtual address clients connect to.
+    pub vip: Ipv4Addr,
+    /// The TCP port on the VIP and on the real servers.
+    pub port: u16,
+    /// The real servers' PROXY-protocol port (the client address carried by PROXY v2).
+    pub proxy_port: Option<u16>,
+    /// How connections reach the servers.
+    pub delivery: Delivery,
+    /// The balancer nodes (two in scenario `two`, ECMP-fed).
+    pub balancers: Vec<Balancer>,
+    /// The real servers.
+    pub backends: Vec<Backend>,
+    /// The node requests come from.
+    pub client: String,
+    /// The client's address as the servers should see it when the mode preserves it.
+    pub client_addr: Ipv4Addr,
+}
+
+impl Service {
+    /// `http://VIP:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://{}:{}/", self.vip, self.port)
+    }
 }
 
 /// The running pieces of a built scenario.
@@ -114,12 +188,15 @@ impl Running {
 }
 
 /// The scenario names [`by_name`] knows.
-pub const SCENARIOS: &[&str] = &["two"];
+pub const SCENARIOS: &[&str] = &["one", "two", "nat", "dr"];
 
 /// Looks a scenario up by name.
 pub fn by_name(name: &str) -> Option<Scenario> {
     match name {
+        "one" => Some(one()),
         "two" => Some(two()),
+        "nat" => Some(nat()),
+        "dr" => Some(dr()),
         _ => None,
     }
 }
@@ -133,6 +210,269 @@ fn s(v: &str) -> String {
 
 fn addr(i: &str, a: &str) -> (String, String) {
     (s(i), s(a))
+}
+
+fn kv(k: &str, v: &str) -> (String, String) {
+    (s(k), s(v))
+}
+
+fn port(node: &str, ifname: &str, switch: &str) -> AttachSpec {
+    AttachSpec {
+        node: s(node),
+        ifname: s(ifname),
+        switch: s(switch),
+    }
+}
+
+fn client_node(ip_cidr: &str, routes: Vec<String>) -> NodeSpec {
+    NodeSpec {
+        name: s("client"),
+        router: false,
+        addrs: vec![addr("eth0", ip_cidr)],
+        routes,
+        sysctls: vec![],
+        roles: vec![],
+    }
+}
+
+/// An nginx real server on `eth0` (`ip/24`) with a plain listener on 80 and a PROXY
+/// listener on 8080, both on `ip`, plus `extra` listeners (the VIP for DR).
+fn real_server(name: &str, ip: &str, routes: Vec<String>, vip_on_lo: Option<&str>) -> NodeSpec {
+    let mut cfg = NginxConfig::default()
+        .listen(ip, 80, false)
+        .listen(ip, 8080, true);
+    let mut addrs = vec![addr("eth0", &format!("{ip}/24"))];
+    let mut sysctls = vec![];
+    if let Some(vip) = vip_on_lo {
+        cfg = cfg.listen(vip, 80, false);
+        addrs.push(addr("lo", &format!("{vip}/32")));
+        // LVS-DR: answer ARP only for addresses of the asking interface, and source ARP
+        // requests from the outgoing interface's own address (never the VIP on lo).
+        sysctls = vec![
+            kv("net.ipv4.conf.all.arp_ignore", "1"),
+            kv("net.ipv4.conf.all.arp_announce", "2"),
+            kv("net.ipv4.conf.eth0.arp_ignore", "1"),
+            kv("net.ipv4.conf.eth0.arp_announce", "2"),
+            kv("net.ipv4.conf.lo.arp_ignore", "1"),
+            kv("net.ipv4.conf.lo.arp_announce", "2"),
+        ];
+    }
+    NodeSpec {
+        name: s(name),
+        router: false,
+        addrs,
+        routes,
+        sysctls,
+        roles: vec![Role::Nginx(cfg)],
+    }
+}
+
+fn ip4(a: [u8; 4]) -> Ipv4Addr {
+    Ipv4Addr::from(a)
+}
+
+fn backends(list: &[(&str, [u8; 4])]) -> Vec<Backend> {
+    list.iter()
+        .map(|(n, a)| Backend {
+            node: s(n),
+            addr: ip4(*a),
+        })
+        .collect()
+}
+
+/// The in-segment VIP of seed 000, scenario one.
+pub const VIP_ONE: &str = "192.168.7.182";
+/// The service VIP of seed 001 (LVS-NAT).
+pub const VIP_NAT: &str = "10.10.0.20";
+/// The VIP of seeds 002/004 (LVS-DR).
+pub const VIP_DR: &str = "192.168.150.100";
+
+/// Seed 000, scenario one: internal one-arm FullNAT on one L2 segment.
+///
+/// Everything sits on 192.168.7.0/24 (switch `seg`): `client` (.55), the balancer `lb`
+/// (.82, the VIP 192.168.7.182/32 on `lo`, local address .185 for FullNAT) and nginx real
+/// servers `rs1` (.27) and `rs2` (.28). The balancer forwards back out of the interface
+/// the request came in on, so ICMP redirects are off in it. (The seed's SYN proxy is a
+/// fulcrum feature; the stand-ins do not have it.)
+pub fn one() -> Scenario {
+    Scenario {
+        name: s("one"),
+        description: s(
+            "seed 000 scenario one: one-arm FullNAT on 192.168.7.0/24: client .55 -> \
+             lb .82 (VIP 192.168.7.182, local .185) -> nginx rs1 .27 | rs2 .28",
+        ),
+        switches: vec![s("seg")],
+        nodes: vec![
+            client_node("192.168.7.55/24", vec![]),
+            NodeSpec {
+                name: s("lb"),
+                router: true,
+                addrs: vec![
+                    addr("eth0", "192.168.7.82/24"),
+                    addr("eth0", "192.168.7.185/24"),
+                    addr("lo", &format!("{VIP_ONE}/32")),
+                ],
+                routes: vec![],
+                sysctls: vec![
+                    kv("net.ipv4.conf.all.send_redirects", "0"),
+                    kv("net.ipv4.conf.eth0.send_redirects", "0"),
+                ],
+                roles: vec![],
+            },
+            real_server("rs1", "192.168.7.27", vec![], None),
+            real_server("rs2", "192.168.7.28", vec![], None),
+        ],
+        links: vec![],
+        attachments: vec![
+            port("client", "eth0", "seg"),
+            port("lb", "eth0", "seg"),
+            port("rs1", "eth0", "seg"),
+            port("rs2", "eth0", "seg"),
+        ],
+        expect: vec![],
+        hints: vec![
+            s("ip netns exec {ns:client} curl -s http://192.168.7.27/    # a real server directly"),
+            s("ip netns exec {ns:rs1} curl -s --haproxy-protocol http://192.168.7.28:8080/"),
+        ],
+        service: Service {
+            vip: ip4([192, 168, 7, 182]),
+            port: 80,
+            proxy_port: Some(8080),
+            delivery: Delivery::FullNat,
+            balancers: vec![Balancer {
+                node: s("lb"),
+                local: Some(ip4([192, 168, 7, 185])),
+            }],
+            backends: backends(&[("rs1", [192, 168, 7, 27]), ("rs2", [192, 168, 7, 28])]),
+            client: s("client"),
+            client_addr: ip4([192, 168, 7, 55]),
+        },
+    }
+}
+
+/// Seed 001: LVS-NAT, the real servers' default gateway is the director.
+///
+/// `client` (10.10.0.100/24) reaches the director `lb` on the service network
+/// 10.10.0.0/24, where the director holds the VIP 10.10.0.20. Behind it, on the
+/// 192.168.211.0/24 segment `rsnet`, the director is 192.168.211.20 and nginx real servers
+/// `rs1` (.11) and `rs2` (.12) route everything through it, so replies pass the director
+/// and are un-NATed there.
+pub fn nat() -> Scenario {
+    let via_director = || vec![s("default via 192.168.211.20")];
+    Scenario {
+        name: s("nat"),
+        description: s(
+            "seed 001 LVS-NAT: client 10.10.0.100 -> director lb (VIP 10.10.0.20 | \
+             192.168.211.20, the servers' gateway) -> nginx rs1 .11 | rs2 .12",
+        ),
+        switches: vec![s("rsnet")],
+        nodes: vec![
+            client_node("10.10.0.100/24", vec![]),
+            NodeSpec {
+                name: s("lb"),
+                router: true,
+                addrs: vec![
+                    addr("eth0", &format!("{VIP_NAT}/24")),
+                    addr("eth1", "192.168.211.20/24"),
+                ],
+                routes: vec![],
+                sysctls: vec![],
+                roles: vec![],
+            },
+            real_server("rs1", "192.168.211.11", via_director(), None),
+            real_server("rs2", "192.168.211.12", via_director(), None),
+        ],
+        links: vec![LinkSpec {
+            a: (s("lb"), s("eth0")),
+            b: (s("client"), s("eth0")),
+        }],
+        attachments: vec![
+            port("lb", "eth1", "rsnet"),
+            port("rs1", "eth0", "rsnet"),
+            port("rs2", "eth0", "rsnet"),
+        ],
+        expect: vec![],
+        hints: vec![
+            s("ip -n {ns:rs1} route    # default via 192.168.211.20, the director"),
+            s("ip netns exec {ns:lb} curl -s http://192.168.211.11/    # a real server directly"),
+        ],
+        service: Service {
+            vip: ip4([10, 10, 0, 20]),
+            port: 80,
+            proxy_port: Some(8080),
+            delivery: Delivery::Nat,
+            balancers: vec![Balancer {
+                node: s("lb"),
+                local: None,
+            }],
+            backends: backends(&[("rs1", [192, 168, 211, 11]), ("rs2", [192, 168, 211, 12])]),
+            client: s("client"),
+            client_addr: ip4([10, 10, 0, 100]),
+        },
+    }
+}
+
+/// Seeds 002/004: LVS-DR on one L2 segment.
+///
+/// On 192.168.150.0/24 (switch `seg`): `client` (.50), the director `lb` (.11, the VIP
+/// 192.168.150.100 on `eth0` so it alone answers ARP for it) and nginx real servers `rs1`
+/// (.12) and `rs2` (.13), each holding the VIP on `lo` with `arp_ignore=1` and
+/// `arp_announce=2`, listening on their own address and on the VIP. A DR balancer
+/// rewrites only the destination MAC; the servers answer the client directly.
+pub fn dr() -> Scenario {
+    Scenario {
+        name: s("dr"),
+        description: s(
+            "seeds 002/004 LVS-DR on 192.168.150.0/24: client .50 -> director lb .11 \
+             (VIP 192.168.150.100) -> MAC-rewritten to rs1 .12 | rs2 .13 (VIP on lo, ARP \
+             suppressed), replies straight to the client",
+        ),
+        switches: vec![s("seg")],
+        nodes: vec![
+            client_node("192.168.150.50/24", vec![]),
+            NodeSpec {
+                name: s("lb"),
+                router: false,
+                addrs: vec![
+                    addr("eth0", "192.168.150.11/24"),
+                    addr("eth0", &format!("{VIP_DR}/32")),
+                ],
+                routes: vec![],
+                sysctls: vec![],
+                roles: vec![],
+            },
+            real_server("rs1", "192.168.150.12", vec![], Some(VIP_DR)),
+            real_server("rs2", "192.168.150.13", vec![], Some(VIP_DR)),
+        ],
+        links: vec![],
+        attachments: vec![
+            port("client", "eth0", "seg"),
+            port("lb", "eth0", "seg"),
+            port("rs1", "eth0", "seg"),
+            port("rs2", "eth0", "seg"),
+        ],
+        expect: vec![],
+        hints: vec![
+            s("ip netns exec {ns:client} curl -s http://192.168.150.12/    # rs1 directly"),
+            s(
+                "ip netns exec {ns:client} ping -c 1 192.168.150.100; ip -n {ns:client} neigh    \
+               # the VIP resolves to lb's MAC only",
+            ),
+        ],
+        service: Service {
+            vip: ip4([192, 168, 150, 100]),
+            port: 80,
+            proxy_port: None,
+            delivery: Delivery::Dr,
+            balancers: vec![Balancer {
+                node: s("lb"),
+                local: None,
+            }],
+            backends: backends(&[("rs1", [192, 168, 150, 12]), ("rs2", [192, 168, 150, 13])]),
+            client: s("client"),
+            client_addr: ip4([192, 168, 150, 50]),
+        },
+    }
 }
 
 /// Seed 000, scenario two: external two-arm OSPF/ECMP load balancing.
@@ -161,6 +501,7 @@ pub fn two() -> Scenario {
             addr("lo", &format!("{VIP_TWO}/32")),
         ],
         routes: vec![],
+        sysctls: vec![],
         roles: vec![Role::Frr(
             seg_if([10, 20, 30, last]).network(&format!("{VIP_TWO}/32"), "0"),
         )],
@@ -170,6 +511,7 @@ pub fn two() -> Scenario {
         router: false,
         addrs: vec![addr("eth0", &format!("{ip}/24"))],
         routes: vec![],
+        sysctls: vec![],
         roles: vec![Role::Nginx(
             NginxConfig::default()
                 .listen(ip, 80, false)
@@ -187,6 +529,7 @@ pub fn two() -> Scenario {
                 router: false,
                 addrs: vec![addr("eth0", "10.12.26.20/24")],
                 routes: vec![s("default via 10.12.26.1")],
+                sysctls: vec![],
                 roles: vec![],
             },
             NodeSpec {
@@ -194,6 +537,7 @@ pub fn two() -> Scenario {
                 router: true,
                 addrs: vec![addr("eth0", "10.20.30.1/24"), addr("eth1", "10.12.26.1/24")],
                 routes: vec![],
+                sysctls: vec![],
                 roles: vec![Role::Frr(sw)],
             },
             lb("lb-a", 45, "192.168.7.82/24", "192.168.7.185/24"),
@@ -267,6 +611,25 @@ pub fn two() -> Scenario {
             s("ip netns exec {ns:lb-a} curl -s --haproxy-protocol http://192.168.7.28:8080/"),
             s("ip -n {ns:lb-a} addr del 100.96.122.210/32 dev lo    # withdraw: sw keeps one nexthop"),
         ],
+        service: Service {
+            vip: ip4([100, 96, 122, 210]),
+            port: 80,
+            proxy_port: Some(8080),
+            delivery: Delivery::FullNat,
+            balancers: vec![
+                Balancer {
+                    node: s("lb-a"),
+                    local: Some(ip4([192, 168, 7, 185])),
+                },
+                Balancer {
+                    node: s("lb-b"),
+                    local: Some(ip4([192, 168, 7, 195])),
+                },
+            ],
+            backends: backends(&[("rs1", [192, 168, 7, 27]), ("rs2", [192, 168, 7, 28])]),
+            client: s("client"),
+            client_addr: ip4([10, 12, 26, 20]),
+        },
     }
 }
 
@@ -304,6 +667,9 @@ pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
         }
         for r in &spec.routes {
             node.route(r)?;
+        }
+        for (k, v) in &spec.sysctls {
+            node.sysctl(k, v)?;
         }
     }
     for spec in &scenario.nodes {
@@ -399,9 +765,7 @@ pub fn status(lab: &Lab, scenario: &Scenario) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn two_is_consistent() {
-        let sc = by_name("two").expect("known");
+    fn check_consistent(sc: &Scenario) {
         let names: Vec<&str> = sc.nodes.iter().map(|n| n.name.as_str()).collect();
         for l in &sc.links {
             assert!(names.contains(&l.a.0.as_str()) && names.contains(&l.b.0.as_str()));
@@ -425,10 +789,99 @@ mod tests {
                         .attachments
                         .iter()
                         .any(|a| a.node == n.name && &a.ifname == ifname);
-                assert!(exists, "{} has no interface {ifname}", n.name);
+                assert!(exists, "{}: {} has no interface {ifname}", sc.name, n.name);
             }
         }
-        // Both balancer nodes announce the VIP; the switch expects ECMP over them.
+        // The service refers to nodes that exist, and each backend holds its address.
+        let svc = &sc.service;
+        assert!(names.contains(&svc.client.as_str()), "{}", sc.name);
+        assert!(svc.backends.len() >= 2, "{}", sc.name);
+        for b in &svc.backends {
+            let node = sc
+                .nodes
+                .iter()
+                .find(|n| n.name == b.node)
+                .expect("backend node");
+            assert!(
+                node.addrs
+                    .iter()
+                    .any(|(_, a)| a == &format!("{}/24", b.addr)),
+                "{}: {} lacks {}",
+                sc.name,
+                b.node,
+                b.addr
+            );
+            assert!(node.roles.iter().any(|r| matches!(r, Role::Nginx(_))));
+        }
+        for lb in &svc.balancers {
+            let node = sc
+                .nodes
+                .iter()
+                .find(|n| n.name == lb.node)
+                .expect("lb node");
+            assert!(
+                node.addrs
+                    .iter()
+                    .any(|(_, a)| a.starts_with(&format!("{}/", svc.vip))),
+                "{}: balancer {} does not hold the VIP",
+                sc.name,
+                lb.node
+            );
+            assert_eq!(lb.local.is_some(), svc.delivery == Delivery::FullNat);
+        }
+        let client = sc
+            .nodes
+            .iter()
+            .find(|n| n.name == svc.client)
+            .expect("client");
+        assert!(client
+            .addrs
+            .iter()
+            .any(|(_, a)| a.starts_with(&format!("{}/", svc.client_addr))));
+    }
+
+    #[test]
+    fn every_scenario_is_consistent() {
+        for name in SCENARIOS {
+            let sc = by_name(name).expect("known");
+            assert_eq!(&sc.name, name);
+            check_consistent(&sc);
+        }
+        assert!(by_name("nope").is_none());
+    }
+
+    #[test]
+    fn modes_have_their_settings() {
+        // NAT: replies must pass the director, the servers' default gateway.
+        let nat = nat();
+        for b in &nat.service.backends {
+            let n = nat.nodes.iter().find(|n| n.name == b.node).expect("node");
+            assert_eq!(n.routes, vec!["default via 192.168.211.20".to_string()]);
+        }
+        // DR: VIP on lo, ARP suppressed, nginx listening on the VIP.
+        let dr = dr();
+        for b in &dr.service.backends {
+            let n = dr.nodes.iter().find(|n| n.name == b.node).expect("node");
+            assert!(n
+                .addrs
+                .contains(&("lo".to_string(), format!("{VIP_DR}/32"))));
+            assert!(n
+                .sysctls
+                .contains(&("net.ipv4.conf.all.arp_ignore".into(), "1".into())));
+            assert!(n
+                .sysctls
+                .contains(&("net.ipv4.conf.all.arp_announce".into(), "2".into())));
+            let Some(Role::Nginx(cfg)) = n.roles.first() else {
+                panic!("no nginx in {}", n.name)
+            };
+            assert!(cfg.listen.iter().any(|l| l.addr == VIP_DR && l.port == 80));
+        }
+        assert_eq!(one().service.url(), "http://192.168.7.182:80/");
+    }
+
+    #[test]
+    fn two_announces_the_vip_from_both_nodes() {
+        let sc = by_name("two").expect("known");
         let announcing = sc
             .nodes
             .iter()
@@ -440,6 +893,6 @@ mod tests {
             })
             .count();
         assert_eq!(announcing, 2);
-        assert!(by_name("nope").is_none());
+        assert_eq!(sc.service.balancers.len(), 2);
     }
 }

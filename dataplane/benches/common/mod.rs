@@ -172,11 +172,27 @@ pub fn burst(
     tmpl: &[u8],
     actions: &mut [Action],
 ) {
+    burst_csum(w, now, bufs, tmpl, actions, false);
+}
+
+/// [`burst`] with every frame's `ip_csum_ok` set to `ip_csum_ok` (true: as if the NIC
+/// had verified the IPv4 header checksums; false: verified in software).
+#[allow(dead_code)]
+pub fn burst_csum(
+    w: &mut Worker,
+    now: Duration,
+    bufs: &mut [Vec<u8>],
+    tmpl: &[u8],
+    actions: &mut [Action],
+    ip_csum_ok: bool,
+) {
     let mut frames: Vec<Frame<'_>> = bufs
         .iter_mut()
         .map(|b| {
             b[HEADROOM..HEADROOM + tmpl.len()].copy_from_slice(tmpl);
-            Frame::new(b, HEADROOM, tmpl.len(), 0).expect("frame")
+            let mut f = Frame::new(b, HEADROOM, tmpl.len(), 0).expect("frame");
+            f.ip_csum_ok = ip_csum_ok;
+            f
         })
         .collect();
     w.process(now, &mut frames, actions);

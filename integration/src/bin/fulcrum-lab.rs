@@ -1,15 +1,18 @@
-//! `fulcrum-lab up|status|down SCENARIO [--name NAME]`: brings a demo topology up in
-//! network namespaces (`flab-NAME-*`, NAME defaulting to the scenario's name), shows its
-//! routing state, and removes it.
+//! `fulcrum-lab up|status|down SCENARIO [--lb nft|haproxy|haproxy-pp] [--name NAME]`:
+//! brings a demo topology up in network namespaces (`flab-NAME-*`, NAME defaulting to the
+//! scenario's name) with a reference load balancer in its balancer nodes (nftables DNAT
+//! by default), shows its routing and balancer state, and removes it.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use integration::scenario::{self, Scenario, SCENARIOS};
+use integration::scenario::lb::{self, LbKind};
+use integration::scenario::{self, Delivery, Scenario, SCENARIOS};
 use integration::Lab;
 
-const USAGE: &str = "usage: fulcrum-lab up|status|down SCENARIO [--name NAME]   (scenarios: two)";
+const USAGE: &str = "usage: fulcrum-lab up|status|down SCENARIO [--lb nft|haproxy|haproxy-pp] \
+                     [--name NAME]   (scenarios: one, two, nat, dr)";
 
 fn scenario(name: &str) -> anyhow::Result<Scenario> {
     match scenario::by_name(name) {
@@ -18,17 +21,49 @@ fn scenario(name: &str) -> anyhow::Result<Scenario> {
     }
 }
 
-fn up(sc: &Scenario, name: &str) -> anyhow::Result<()> {
+fn up(sc: &Scenario, name: &str, kind: LbKind) -> anyhow::Result<()> {
+    // A balancer that cannot serve this scenario: fail before building anything, except
+    // for DR with a stand-in, where the topology alone is still worth having.
+    let start_lb = match lb::check_supported(kind, &sc.service) {
+        Ok(()) => true,
+        Err(_) if sc.service.delivery == Delivery::Dr && kind != LbKind::Fulcrum => false,
+        Err(e) => return Err(e.into()),
+    };
     let lab = Lab::detached(name)?;
     println!("building {}: {}", lab.prefix(), sc.description);
     let running = scenario::build(&lab, sc).context("building the topology")?;
     println!(
-        "started {} namespaces, {} FRR and {} nginx instances; waiting for OSPF ...",
+        "started {} namespaces, {} FRR and {} nginx instances{}",
         running.nodes.len() + running.switches.len(),
         running.frr.len(),
-        running.nginx.len()
+        running.nginx.len(),
+        if running.frr.is_empty() {
+            ""
+        } else {
+            "; waiting for OSPF ..."
+        }
     );
     scenario::wait_converged(&lab, sc, Duration::from_secs(60)).context("convergence")?;
+    if start_lb {
+        lb::start(&lab, sc, kind).context("starting the load balancer")?;
+        println!(
+            "{} balancing {}:{} on {}",
+            kind.name(),
+            sc.service.vip,
+            sc.service.port,
+            sc.service
+                .balancers
+                .iter()
+                .map(|b| b.node.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else {
+        println!(
+            "no balancer started: direct routing needs fulcrum (the stand-ins cannot do DR); \
+             the topology is up"
+        );
+    }
     // Only now does the lab outlive this process; any error above removed it.
     lab.keep();
     print!("{}", scenario::status(&lab, sc));
@@ -38,6 +73,22 @@ fn up(sc: &Scenario, name: &str) -> anyhow::Result<()> {
     );
     for h in scenario::hints(&lab, sc) {
         println!("  {h}");
+    }
+    let client = lab.existing_node(&sc.service.client);
+    if start_lb {
+        println!(
+            "  ip netns exec {} curl -s {}    # through the balancer",
+            client.netns(),
+            sc.service.url()
+        );
+        println!(
+            "  for i in $(seq 10); do ip netns exec {} curl -s {}; done    # round robin",
+            client.netns(),
+            sc.service.url()
+        );
+        if matches!(kind, LbKind::Haproxy { .. }) {
+            println!("  (the HAProxy stand-in: a proxy, servers see its source address)");
+        }
     }
     let suffix = if name == sc.name {
         String::new()
@@ -54,6 +105,7 @@ fn up(sc: &Scenario, name: &str) -> anyhow::Result<()> {
 fn status(sc: &Scenario, name: &str) -> anyhow::Result<()> {
     let lab = Lab::reopen(name)?;
     print!("{}", scenario::status(&lab, sc));
+    print!("{}", lb::status(&lab, sc));
     Ok(())
 }
 
@@ -71,21 +123,47 @@ fn down(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+struct Args {
+    cmd: String,
+    scenario: String,
+    name: String,
+    lb: LbKind,
+}
+
+/// `CMD SCENARIO` then `--lb KIND` and `--name NAME` in any order; `None` is a usage error.
+fn parse_args(args: &[String]) -> Option<Args> {
+    let (cmd, sc, rest) = match args {
+        [cmd, sc, rest @ ..] => (cmd, sc, rest),
+        _ => return None,
+    };
+    let mut out = Args {
+        cmd: cmd.clone(),
+        scenario: sc.clone(),
+        name: sc.clone(),
+        lb: LbKind::NftDnat,
+    };
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next()?;
+        match flag.as_str() {
+            "--name" => out.name = value.clone(),
+            "--lb" => out.lb = LbKind::parse(value)?,
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let parsed = match args.as_slice() {
-        [cmd, sc] => Some((cmd, sc, sc)),
-        [cmd, sc, flag, name] if flag == "--name" => Some((cmd, sc, name)),
-        _ => None,
-    };
-    let Some((cmd, sc_name, lab_name)) = parsed else {
+    let Some(a) = parse_args(&args) else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let result = scenario(sc_name).and_then(|sc| match cmd.as_str() {
-        "up" => up(&sc, lab_name),
-        "status" => status(&sc, lab_name),
-        "down" => down(lab_name),
+    let result = scenario(&a.scenario).and_then(|sc| match a.cmd.as_str() {
+        "up" => up(&sc, &a.name, a.lb),
+        "status" => status(&sc, &a.name),
+        "down" => down(&a.name),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     });
     match result {
