@@ -313,6 +313,88 @@ fn bird_full(bird: &integration::Bird, rid: &str, f: &Fulcrum) {
         .unwrap_or_else(|e| panic!("{e}\nfulcrumd log:\n{}", f.log()));
 }
 
+/// A fulcrum node `f` point-to-point to two FRR routers `r1` and `r2` that both advertise
+/// the stub network 198.51.100.0/24 (a passive link between them) at equal cost: f's
+/// kernel gets one `proto fulcrum` route with both next hops; when r1's side of the stub
+/// goes down one next hop remains, and when both withdraw it the route leaves f's kernel.
+#[test]
+fn frr_learned_ecmp_route_in_fulcrum_kernel_follows_withdrawals() {
+    const NET: &str = "198.51.100.0/24";
+    let lab = Lab::new("ful_learn_ecmp").expect("lab (needs root)");
+    let f = lab.router("f").expect("f");
+    let r1 = lab.router("r1").expect("r1");
+    let r2 = lab.router("r2").expect("r2");
+    link(
+        &lab,
+        &f,
+        "f-r1",
+        "10.0.11.2/30",
+        &r1,
+        "eth0",
+        "10.0.11.1/30",
+    );
+    link(
+        &lab,
+        &f,
+        "f-r2",
+        "10.0.12.2/30",
+        &r2,
+        "eth0",
+        "10.0.12.1/30",
+    );
+    link(
+        &lab,
+        &r1,
+        "stub",
+        "198.51.100.1/24",
+        &r2,
+        "stub",
+        "198.51.100.2/24",
+    );
+    let frr = |node: &Node, id: &str, uplink: &str| {
+        node.frr(
+            &FrrConfig::new(rid(id))
+                .interface(OspfInterface::p2p("eth0").timers(1, 4))
+                .interface(OspfInterface::broadcast("stub").timers(1, 4).passive())
+                .network(uplink, "0")
+                .network(NET, "0"),
+        )
+        .expect("frr")
+    };
+    let frr1 = frr(&r1, "9.0.0.1", "10.0.11.0/30");
+    let frr2 = frr(&r2, "9.0.0.2", "10.0.12.0/30");
+    let mut fu = Fulcrum::new(&f, "1.0.0.9", vec![Iface::p2p("f-r1"), Iface::p2p("f-r2")]);
+    fu.start(&[]);
+    frr_full(&frr1, "1.0.0.9", &fu);
+    frr_full(&frr2, "1.0.0.9", &fu);
+
+    // Both next hops, in the RIB and in the kernel under fulcrum's protocol.
+    let route = f
+        .wait_route(NET, 2, DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
+    let mut gws = route.gateways();
+    gws.sort_unstable();
+    assert_eq!(gws, vec!["10.0.11.1", "10.0.12.1"]);
+    let copies = kernel_copies(&f, NET);
+    assert_eq!(copies.len(), 1, "one kernel copy: {copies:?}");
+    assert!(is_fulcrum_proto(&copies[0]), "{copies:?}");
+    let rr = fu.wait_rib_route(NET);
+    assert_eq!(rr["nexthops"].as_array().map(Vec::len), Some(2), "{rr}");
+
+    // r1 withdraws (its stub interface goes down): one next hop, via r2, remains.
+    r1.ip(&["link", "set", "stub", "down"]).expect("link down");
+    let route = f
+        .wait_route(NET, 1, DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
+    assert_eq!(route.gateways(), vec!["10.0.12.1"]);
+
+    // r2 withdraws too (the veth pair is down on both ends now): the route leaves.
+    r2.ip(&["link", "set", "stub", "down"]).expect("link down");
+    f.wait_no_route(NET, DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
+    assert!(fu.rib_route(NET).is_none(), "still in fulcrum's RIB");
+}
+
 /// FRR router `r` (9.9.9.9/32 on lo) point-to-point to fulcrum nodes `a` and `b`, which
 /// both announce the VIP: Full from FRR's side, a two-nexthop VIP route in r's kernel,
 /// r's prefixes in fulcrum's RIB and kernel (proto fulcrum), a static route installed,
