@@ -52,6 +52,8 @@ pub mod error;
 pub mod frr;
 mod keepalived;
 pub mod lab;
+pub mod lb;
+pub mod load;
 pub mod nginx;
 pub mod route;
 pub mod scenario;

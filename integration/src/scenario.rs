@@ -14,14 +14,6 @@ use crate::frr::{Frr, FrrConfig, OspfInterface};
 use crate::lab::{Lab, Node, Switch};
 use crate::nginx::{Nginx, NginxConfig};
 
-// The balancer stand-ins and the load harness live in their own files; they are declared
-// here (not in lib.rs, which belongs to the harness's core) and reached as
-// `integration::scenario::{lb, load}`.
-#[path = "lb.rs"]
-pub mod lb;
-#[path = "load.rs"]
-pub mod load;
-
 /// What runs in a node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Role {

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use integration::scenario::lb::{self, LbKind};
-use integration::scenario::load::{self, assert_spread};
+use integration::lb::{self, LbKind};
+use integration::load::{self, assert_spread};
 use integration::scenario::{self, Running, Scenario};
 use integration::Lab;
 

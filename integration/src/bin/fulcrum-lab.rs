@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use integration::scenario::lb::{self, LbKind};
+use integration::lb::{self, LbKind};
 use integration::scenario::{self, Delivery, Scenario, SCENARIOS};
 use integration::Lab;
 
