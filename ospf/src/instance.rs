@@ -604,6 +604,30 @@ impl Instance {
         self.finish(now);
     }
 
+    /// A fast failure detector (BFD, RFC 5882 §4.1) reports that the path to the neighbor
+    /// whose interface address is `addr` on `ifindex` went down: the neighbor is declared
+    /// dead at once (§10.3 KillNbr), as if its inactivity timer had fired, so its routes
+    /// go without waiting for the dead interval. The caller must not report a session the
+    /// remote took AdminDown (RFC 5882 §3.2): that is not a failure. Returns whether a
+    /// neighbor matched. A neighbor that is in fact alive comes back through its hellos.
+    pub fn neighbor_dead(&mut self, now: Duration, ifindex: u32, addr: Ipv4Addr) -> bool {
+        self.now = now;
+        let Some(ix) = self.iface_ix(ifindex) else {
+            return false;
+        };
+        let rid = self.ifaces[ix]
+            .nbrs
+            .iter()
+            .find(|(_, n)| n.addr == addr && n.state > NeighborState::Down)
+            .map(|(rid, _)| *rid);
+        let Some(rid) = rid else {
+            return false;
+        };
+        self.nsm(now, ix, rid, NsmEvent::KillNbr);
+        self.finish(now);
+        true
+    }
+
     /// Announces `prefix`: as a stub link of the router-LSA with `metric`, or as an
     /// AS-external-LSA when `as_external` is given. Re-originates at once unless
     /// MinLSInterval forbids, then at the earliest allowed instant.

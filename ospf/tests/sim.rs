@@ -848,3 +848,38 @@ fn passive_interface_mtu_and_hello_mismatch() {
             >= 5
     );
 }
+
+/// A BFD-declared death (RFC 5882) takes the neighbor and its routes away at once, long
+/// before the dead interval; the neighbor's hellos bring it back when it is alive after all.
+#[test]
+fn neighbor_dead_from_bfd_removes_routes_before_the_dead_interval() {
+    let mut n = pair(21, AuthKey::Null);
+    let vip = net("100.96.122.210/32");
+    n.with(1, |x, now| x.announce(now, vip, 0, None));
+    n.start();
+    n.run_for(secs(10));
+    assert_eq!(state_of(&n, 0, "2.2.2.2"), Some(NeighborState::Full));
+    assert!(n.nodes[0].routes().contains_key(&vip));
+
+    // Node 1 stops answering; BFD (not modelled here) notices in milliseconds.
+    n.kill(1);
+    n.run_for(Duration::from_millis(300));
+    assert!(
+        n.nodes[0].routes().contains_key(&vip),
+        "dead interval not over yet"
+    );
+    let killed = n.with(0, |x, now| x.neighbor_dead(now, 1, ip("10.9.0.2")));
+    assert!(killed);
+    assert!(
+        state_of(&n, 0, "2.2.2.2").is_none_or(|s| s == NeighborState::Down),
+        "{:?}",
+        state_of(&n, 0, "2.2.2.2")
+    );
+    assert!(
+        !n.nodes[0].routes().contains_key(&vip),
+        "route kept after BFD down"
+    );
+    // Unknown addresses and interfaces match nothing.
+    assert!(!n.with(0, |x, now| x.neighbor_dead(now, 1, ip("10.9.0.9"))));
+    assert!(!n.with(0, |x, now| x.neighbor_dead(now, 7, ip("10.9.0.2"))));
+}
