@@ -1382,6 +1382,16 @@ impl Validator {
                 ),
             );
         }
+        if c.dataplane.mode == DataplaneMode::Dpdk && c.dataplane.workers > 1 {
+            self.err(
+                path!["dataplane", "workers"],
+                format!(
+                    "the DPDK backend runs one forwarding worker (several need per-queue \
+                     port handles), not {}",
+                    c.dataplane.workers
+                ),
+            );
+        }
         if c.dataplane.mode == DataplaneMode::Kernel && !c.dataplane.eal.is_empty() {
             self.err(
                 path!["dataplane", "eal"],

@@ -48,6 +48,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{AnnounceMethod, Check, CheckType, Config, VipRequire};
 use crate::control::{ErrorBody, HealthRow, HealthView, Request, VipRow, VipsView};
 use crate::daemon::{Subsystem, SubsystemContext, SubsystemError, SubsystemFuture, Topic};
+use crate::dataplane_driver::ServerVerdict;
 
 /// The VIPs to announce and their OSPF stub metric, as the health subsystem publishes
 /// them to the routing subsystem.
@@ -525,12 +526,23 @@ impl HealthMetrics {
 /// The health subsystem, answering `health` and `vips` (`vip_drain`, `vip_undrain`).
 pub struct HealthDriver {
     vips: watch::Sender<Arc<VipRoutes>>,
+    verdicts: Option<mpsc::UnboundedSender<ServerVerdict>>,
 }
 
 impl HealthDriver {
     /// A health subsystem publishing the VIPs to announce on `vips` (see [`vip_channel`]).
     pub fn new(vips: watch::Sender<Arc<VipRoutes>>) -> Self {
-        HealthDriver { vips }
+        HealthDriver {
+            vips,
+            verdicts: None,
+        }
+    }
+
+    /// Also sends every real-server verdict (up, down, weight) on `tx`, for the
+    /// dataplane (see [`crate::dataplane_driver::verdict_channel`]).
+    pub fn with_verdicts(mut self, tx: mpsc::UnboundedSender<ServerVerdict>) -> Self {
+        self.verdicts = Some(tx);
+        self
     }
 }
 
@@ -545,7 +557,7 @@ impl Subsystem for HealthDriver {
 
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture {
         Box::pin(async move {
-            run(ctx, self.vips)
+            run(ctx, self.vips, self.verdicts)
                 .await
                 .map_err(|e| SubsystemError(e.to_string()))
         })
@@ -586,15 +598,18 @@ struct Driver {
     routes: watch::Sender<Arc<VipRoutes>>,
     metrics: HealthMetrics,
     published: Option<VipRoutes>,
+    verdicts: Option<mpsc::UnboundedSender<ServerVerdict>>,
 }
 
 async fn run(
     mut ctx: SubsystemContext,
     routes: watch::Sender<Arc<VipRoutes>>,
+    verdicts: Option<mpsc::UnboundedSender<ServerVerdict>>,
 ) -> Result<(), HealthDriverError> {
     let config = ctx.config.borrow_and_update().clone();
     let metrics = HealthMetrics::new(&ctx.registry)?;
     let (mut d, mut rx) = Driver::new(config.clone(), routes, metrics);
+    d.verdicts = verdicts;
     d.apply_config(config).await?;
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -665,6 +680,7 @@ impl Driver {
             routes,
             metrics,
             published: None,
+            verdicts: None,
         };
         (d, rx)
     }
@@ -844,6 +860,19 @@ impl Driver {
                     health::ServerEvent::Down { .. } => Some(0),
                     health::ServerEvent::WeightChanged { .. } => None,
                 };
+                if let (Some(tx), Some(s)) = (&self.verdicts, r.config.real_servers.get(index)) {
+                    let (up, weight) = match event {
+                        health::ServerEvent::Up { weight } => (Some(true), Some(weight)),
+                        health::ServerEvent::Down { .. } => (Some(false), None),
+                        health::ServerEvent::WeightChanged { weight } => (None, Some(weight)),
+                    };
+                    let _ = tx.send(ServerVerdict {
+                        service: name.clone(),
+                        server: SocketAddr::new(s.addr, s.port),
+                        up,
+                        weight,
+                    });
+                }
                 if let Some(up) = up {
                     self.metrics
                         .server_up

@@ -22,6 +22,10 @@
 //!   `health` crate's services, VIP announcers with drains, and the VIP set handed to
 //!   the routing subsystem.
 //!
+//! - [`dataplane_driver`]: the dataplane subsystem of `dpdk` mode — the `dataplane`
+//!   crate's DPDK backend with kernel twins, the configured services programmed into it,
+//!   health verdicts, `services` and the ipvs-style metrics.
+//!
 //! What it does not do: implement OSPF, decide health, choose routes or forward packets —
 //! those are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems.
 //! Until a subsystem runs, the daemon answers its views with a `not_available` error
@@ -31,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dataplane_driver;
 pub mod health_driver;
 pub mod keepalived;
 pub mod metrics;

@@ -1,7 +1,10 @@
 //! The two binaries end to end: `fulcrumd --check`, a running daemon with its control
 //! socket, metrics, SIGHUP/`fulcrum reload`, and SIGTERM.
+//!
+//! The daemon runs in a lab network namespace of its own (`flab-app-<pid>`): its routing
+//! subsystem reconciles the kernel table of the namespace it runs in, which must never be
+//! the host's. Needs root (CI runs as root).
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -60,12 +63,44 @@ fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, sig).expect("kill");
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
+/// A lab network namespace with its loopback up, deleted on drop (also while a failed
+/// test unwinds).
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("flab-app-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip");
+        assert!(ok.success(), "ip netns add {name} (needs root)");
+        let ns = Netns(name);
+        let ok = Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(ok.success(), "lo up in {}", ns.0);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `GET path` on the daemon's metrics port inside namespace `ns`: status line, headers
+/// and body.
+fn http_get(ns: &Netns, port: u16, path: &str) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "curl", "-si", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    assert!(o.status.success(), "curl: {o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -105,7 +140,10 @@ fn daemon_control_metrics_reload_and_stop() {
     let sock = dir.path().join("run/control.sock");
     let port = free_port();
     std::fs::write(&path, config(&sock, port, "nat")).expect("write");
-    let child = Command::new(FULCRUMD)
+    let ns = Netns::new();
+    // `ip netns exec` execs fulcrumd in place: the child's pid is the daemon's.
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, FULCRUMD])
         .arg("--config")
         .arg(&path)
         .env("RUST_LOG", "debug")
@@ -151,7 +189,7 @@ fn daemon_control_metrics_reload_and_stop() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not yet supported"));
 
-    let m = http_get(port, "/metrics");
+    let m = http_get(&ns, port, "/metrics");
     assert!(m.starts_with("HTTP/1.1 200"), "{m}");
     assert!(m.contains("fulcrum_config_last_reload_success 1"), "{m}");
     assert!(m.contains("fulcrum_build_info{"), "{m}");
@@ -165,7 +203,7 @@ fn daemon_control_metrics_reload_and_stop() {
         err.contains("reload_failed") && err.contains("line 9: service[0].forward"),
         "{err}"
     );
-    assert!(http_get(port, "/metrics").contains("fulcrum_config_last_reload_success 0"));
+    assert!(http_get(&ns, port, "/metrics").contains("fulcrum_config_last_reload_success 0"));
 
     // SIGHUP with a good file.
     std::fs::write(&path, config(&sock, port, "dr")).expect("write");
@@ -183,7 +221,7 @@ fn daemon_control_metrics_reload_and_stop() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(http_get(port, "/metrics").contains("fulcrum_config_last_reload_success 1"));
+    assert!(http_get(&ns, port, "/metrics").contains("fulcrum_config_last_reload_success 1"));
 
     signal(&d.0, nix::sys::signal::Signal::SIGTERM);
     let start = Instant::now();

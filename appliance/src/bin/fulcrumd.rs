@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use appliance::config::{Config, DataplaneMode};
 use appliance::daemon::Daemon;
+use appliance::dataplane_driver::Dataplane;
 use clap::Parser;
 
 /// The Fulcrum load-balancer daemon.
@@ -66,25 +67,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let kernel_mode = config.dataplane.mode == DataplaneMode::Kernel;
-        let mut daemon = Daemon::new(args.config.clone(), config)?;
-        if kernel_mode {
-            // Health decides which VIPs to announce; routing announces them over OSPF.
-            let (vip_tx, vip_rx) = appliance::health_driver::vip_channel();
-            daemon.add_subsystem(Box::new(appliance::health_driver::HealthDriver::new(
-                vip_tx,
-            )));
-            daemon.add_subsystem(Box::new(appliance::routing::Routing::with_health_vips(
-                vip_rx,
-            )));
+    // dpdk mode: EAL, the ports and their kernel twins come up first, so the routing and
+    // health subsystems find the twins as ordinary kernel interfaces.
+    let dataplane = if config.dataplane.mode == DataplaneMode::Dpdk {
+        match Dataplane::start(&config) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("fulcrumd: {e}");
+                return ExitCode::FAILURE;
+            }
         }
+    } else {
+        None
+    };
+    let result: Result<(), String> = runtime.block_on(async {
+        let mut daemon = Daemon::new(args.config.clone(), config).map_err(|e| e.to_string())?;
+        // Health decides which VIPs to announce; routing announces them over OSPF.
+        let (vip_tx, vip_rx) = appliance::health_driver::vip_channel();
+        let mut health = appliance::health_driver::HealthDriver::new(vip_tx);
+        if let Some(dp) = dataplane {
+            dp.setup_twins().await.map_err(|e| e.to_string())?;
+            // Health verdicts also drive the real servers' availability and weights.
+            let (tx, rx) = appliance::dataplane_driver::verdict_channel();
+            health = health.with_verdicts(tx);
+            daemon.add_subsystem(Box::new(dp.with_verdicts(rx)));
+        }
+        daemon.add_subsystem(Box::new(health));
+        daemon.add_subsystem(Box::new(appliance::routing::Routing::with_health_vips(
+            vip_rx,
+        )));
         tracing::info!(
             "fulcrumd {} starting with {}",
             env!("CARGO_PKG_VERSION"),
             args.config.display()
         );
-        daemon.run().await
+        daemon.run().await.map_err(|e| e.to_string())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
