@@ -43,6 +43,10 @@ pub enum Error {
         /// Number of queues of that direction configured.
         configured: u16,
     },
+    /// Queue handles split off the port ([`crate::Port::split`]) are still alive, so the
+    /// port cannot be stopped, reconfigured or closed yet.
+    #[error("port {0} still has queue handles in use")]
+    QueuesInUse(u16),
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

@@ -13,7 +13,8 @@
 //!   (pktmbuf pools), [`Mbuf`] (an owned packet buffer), [`MbufArray`] (a fixed burst of
 //!   owned mbufs, no per-packet allocation) and [`Port`] (ethdev configuration, start and
 //!   stop, MAC, promiscuous mode, link, statistics, vdev hot-plug, [`rx_burst`] and
-//!   [`tx_burst`]).
+//!   [`tx_burst`]); [`Port::split`] gives one `Send`, `!Sync` handle per queue
+//!   ([`RxQueue`], [`TxQueue`]) plus a [`PortControl`], for one polling lcore per queue.
 //!   Everything borrowed from an [`Eal`] carries its lifetime, so no DPDK object outlives
 //!   `rte_eal_cleanup`.
 //! - [`PMD_DIR`]: the directory of the PMD plugins found at build time, for the `-d`
@@ -53,7 +54,7 @@ pub use eal::{lcore_id, Eal, ThreadRegistration, LAUNCH_PANICKED};
 pub use error::{Error, Result};
 pub use mbuf::{Drain, Mbuf, MbufArray, BURST};
 pub use mempool::Mempool;
-pub use port::{rx_burst, tx_burst, Link, Port, PortInfo, Stats};
+pub use port::{rx_burst, tx_burst, Link, Port, PortControl, PortInfo, RxQueue, Stats, TxQueue};
 
 /// Directory of the DPDK PMD plugins found at build time (`pkg-config --variable=pmdsdir
 /// libdpdk`, else the newest `/usr/lib/x86_64-linux-gnu/dpdk/pmds-*`, overridable with

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::ffi::{c_char, CStr, CString};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::eal::Eal;
 use crate::error::{check, Error, Result};
@@ -64,16 +65,31 @@ pub struct PortInfo {
     pub rss_offloads: u64,
 }
 
+/// The claim of one port id in [`CLAIMED`], released when the last holder (the [`Port`],
+/// its [`PortControl`] and every queue handle split off it) is gone.
+#[derive(Debug)]
+struct Claim(u16);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(slot) = CLAIMED.get(usize::from(self.0)) {
+            slot.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// An ethdev port, held exclusively by this handle.
 ///
 /// `Send` (it can move to the lcore thread that polls it) but not `Sync`: the burst
 /// functions of one queue must not run on two threads at once, and only one handle per
-/// port id exists at a time ([`Error::PortBusy`]).
+/// port id exists at a time ([`Error::PortBusy`]). [`Port::split`] turns it into one
+/// handle per queue, for several lcores.
 pub struct Port<'eal> {
     id: u16,
     rx_queues: u16,
     tx_queues: u16,
     rss_hf: u64,
+    claim: Arc<Claim>,
     _eal: PhantomData<&'eal Eal>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -112,6 +128,7 @@ impl<'eal> Port<'eal> {
             rx_queues: 0,
             tx_queues: 0,
             rss_hf: 0,
+            claim: Arc::new(Claim(id)),
             _eal: PhantomData,
             _not_sync: PhantomData,
         })
@@ -366,18 +383,7 @@ impl<'eal> Port<'eal> {
         if queue >= self.rx_queues {
             return Err(self.bad_queue(queue, self.rx_queues));
         }
-        let (slots, room) = bufs.spare_raw();
-        if room == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the queue is set up (queue < rx_queues, all set up by configure) and
-        // polled only through this !Sync handle; slots has room entries; DPDK writes
-        // at most room owned mbuf pointers there.
-        let n = unsafe { ffi::rte_eth_rx_burst(self.id, queue, slots, room) };
-        let n = usize::from(n.min(room));
-        // SAFETY: DPDK wrote n owned mbuf pointers into the spare slots.
-        unsafe { bufs.commit_raw(n) };
-        Ok(n)
+        Ok(rx_queue(self.id, queue, bufs))
     }
 
     /// Transmits the mbufs of `bufs` on transmit queue `queue`, front first; returns how
@@ -387,17 +393,35 @@ impl<'eal> Port<'eal> {
         if queue >= self.tx_queues {
             return Err(self.bad_queue(queue, self.tx_queues));
         }
-        let (pkts, n) = bufs.held_raw();
-        if n == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the queue is set up and used only through this !Sync handle; pkts
-        // holds n owned mbuf pointers; DPDK takes ownership of the first `sent`.
-        let sent = unsafe { ffi::rte_eth_tx_burst(self.id, queue, pkts, n) };
-        let sent = usize::from(sent.min(n));
-        // SAFETY: DPDK owns the first `sent` mbufs now.
-        unsafe { bufs.consume_front_raw(sent) };
-        Ok(sent)
+        Ok(tx_queue(self.id, queue, bufs))
+    }
+
+    /// Splits the configured port into its control half and one handle per queue, so
+    /// that several lcores can each poll their own queues: receive queue `i` is
+    /// `rx[i]`, transmit queue `i` is `tx[i]`. Start the port before or after (through
+    /// [`PortControl::into_port`] once the handles are gone); the port cannot be stopped,
+    /// reconfigured or closed while any queue handle lives ([`Error::QueuesInUse`]), and
+    /// the port id stays claimed ([`Error::PortBusy`]) until every part is dropped.
+    pub fn split(self) -> (PortControl<'eal>, Vec<RxQueue<'eal>>, Vec<TxQueue<'eal>>) {
+        let rx = (0..self.rx_queues)
+            .map(|queue| RxQueue {
+                port: self.id,
+                queue,
+                _claim: Arc::clone(&self.claim),
+                _eal: PhantomData,
+                _not_sync: PhantomData,
+            })
+            .collect();
+        let tx = (0..self.tx_queues)
+            .map(|queue| TxQueue {
+                port: self.id,
+                queue,
+                _claim: Arc::clone(&self.claim),
+                _eal: PhantomData,
+                _not_sync: PhantomData,
+            })
+            .collect();
+        (PortControl { port: self }, rx, tx)
     }
 
     fn bad_queue(&self, queue: u16, configured: u16) -> Error {
@@ -405,14 +429,6 @@ impl<'eal> Port<'eal> {
             port: self.id,
             queue,
             configured,
-        }
-    }
-}
-
-impl Drop for Port<'_> {
-    fn drop(&mut self) {
-        if let Some(slot) = CLAIMED.get(usize::from(self.id)) {
-            slot.store(false, Ordering::Release);
         }
     }
 }
@@ -446,6 +462,185 @@ pub fn rx_burst<'eal>(port: &Port<'eal>, queue: u16, bufs: &mut MbufArray<'eal>)
 /// [`Port::tx_burst`] as a free function.
 pub fn tx_burst<'eal>(port: &Port<'eal>, queue: u16, bufs: &mut MbufArray<'eal>) -> Result<usize> {
     port.tx_burst(queue, bufs)
+}
+
+/// Receives up to `bufs.spare()` packets from `queue` of port `id`, which the caller
+/// guarantees is set up and polled by it alone.
+fn rx_queue<'eal>(id: u16, queue: u16, bufs: &mut MbufArray<'eal>) -> usize {
+    let (slots, room) = bufs.spare_raw();
+    if room == 0 {
+        return 0;
+    }
+    // SAFETY: the queue is set up (the callers check it against the configured count,
+    // and the port cannot be reconfigured while a handle to it lives) and polled only
+    // through one !Sync handle; slots has room entries; DPDK writes at most room owned
+    // mbuf pointers there.
+    let n = unsafe { ffi::rte_eth_rx_burst(id, queue, slots, room) };
+    let n = usize::from(n.min(room));
+    // SAFETY: DPDK wrote n owned mbuf pointers into the spare slots.
+    unsafe { bufs.commit_raw(n) };
+    n
+}
+
+/// Transmits `bufs` on `queue` of port `id` (set up, used by the caller alone); returns
+/// how many the driver took.
+fn tx_queue<'eal>(id: u16, queue: u16, bufs: &mut MbufArray<'eal>) -> usize {
+    let (pkts, n) = bufs.held_raw();
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: the queue is set up and used only through one !Sync handle; pkts holds n
+    // owned mbuf pointers; DPDK takes ownership of the first `sent`.
+    let sent = unsafe { ffi::rte_eth_tx_burst(id, queue, pkts, n) };
+    let sent = usize::from(sent.min(n));
+    // SAFETY: DPDK owns the first `sent` mbufs now.
+    unsafe { bufs.consume_front_raw(sent) };
+    sent
+}
+
+/// The control half of a [`Port::split`] port: identity, link, statistics, and the way
+/// back to a whole [`Port`] once every queue handle is dropped.
+#[derive(Debug)]
+pub struct PortControl<'eal> {
+    port: Port<'eal>,
+}
+
+impl<'eal> PortControl<'eal> {
+    /// The port id.
+    pub fn id(&self) -> u16 {
+        self.port.id
+    }
+
+    /// The device name of the port.
+    pub fn name(&self) -> Result<String> {
+        self.port.name()
+    }
+
+    /// The driver's description of the port.
+    pub fn info(&self) -> Result<PortInfo> {
+        self.port.info()
+    }
+
+    /// The port's MAC address.
+    pub fn mac_addr(&self) -> Result<[u8; 6]> {
+        self.port.mac_addr()
+    }
+
+    /// The link state, without waiting for negotiation.
+    pub fn link(&self) -> Result<Link> {
+        self.port.link()
+    }
+
+    /// The port counters (all queues together).
+    pub fn stats(&self) -> Result<Stats> {
+        self.port.stats()
+    }
+
+    /// Number of configured receive queues.
+    pub fn rx_queues(&self) -> u16 {
+        self.port.rx_queues
+    }
+
+    /// Number of configured transmit queues.
+    pub fn tx_queues(&self) -> u16 {
+        self.port.tx_queues
+    }
+
+    /// The RSS hash functions enabled when the port was configured.
+    pub fn rss_hash_functions(&self) -> u64 {
+        self.port.rss_hf
+    }
+
+    /// Number of queue handles split off this port that are still alive.
+    pub fn queues_in_use(&self) -> usize {
+        Arc::strong_count(&self.port.claim).saturating_sub(1)
+    }
+
+    /// The whole [`Port`] again (to stop, reconfigure or close it), once every queue
+    /// handle is dropped; otherwise gives `self` back ([`Error::QueuesInUse`] names the
+    /// reason for callers that turn it into an error).
+    pub fn into_port(self) -> std::result::Result<Port<'eal>, PortControl<'eal>> {
+        // Only holders can clone the claim and clones happen only in `split`, so a
+        // count of one cannot grow again.
+        if Arc::strong_count(&self.port.claim) == 1 {
+            Ok(self.port)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// [`PortControl::into_port`] as a `Result` with [`Error::QueuesInUse`].
+    pub fn try_into_port(self) -> Result<Port<'eal>> {
+        let id = self.id();
+        self.into_port().map_err(|_| Error::QueuesInUse(id))
+    }
+}
+
+/// One receive queue of a [`Port::split`] port, for one polling thread: `Send` (it moves
+/// to its lcore), not `Sync` (one queue is never polled by two threads at once).
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<dpdk_sys::RxQueue<'static>>();
+/// ```
+#[derive(Debug)]
+pub struct RxQueue<'eal> {
+    port: u16,
+    queue: u16,
+    _claim: Arc<Claim>,
+    _eal: PhantomData<&'eal Eal>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<'eal> RxQueue<'eal> {
+    /// The port id.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue id.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives up to `bufs.spare()` packets into the free slots of `bufs`; returns how
+    /// many arrived. A stopped port receives nothing.
+    pub fn rx_burst(&self, bufs: &mut MbufArray<'eal>) -> usize {
+        rx_queue(self.port, self.queue, bufs)
+    }
+}
+
+/// One transmit queue of a [`Port::split`] port, for one thread: `Send`, not `Sync`.
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<dpdk_sys::TxQueue<'static>>();
+/// ```
+#[derive(Debug)]
+pub struct TxQueue<'eal> {
+    port: u16,
+    queue: u16,
+    _claim: Arc<Claim>,
+    _eal: PhantomData<&'eal Eal>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<'eal> TxQueue<'eal> {
+    /// The port id.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue id.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Transmits the mbufs of `bufs`, front first; returns how many the driver took.
+    /// Those leave `bufs`; the unsent rest stays there, in order.
+    pub fn tx_burst(&self, bufs: &mut MbufArray<'eal>) -> usize {
+        tx_queue(self.port, self.queue, bufs)
+    }
 }
 
 #[cfg(test)]

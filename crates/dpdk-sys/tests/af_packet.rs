@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dpdk_sys::{ffi, pmd_path, Eal, Error, Mbuf, MbufArray, Mempool, Port, BURST, LAUNCH_PANICKED};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dpdk_sys::{
+    ffi, pmd_path, Eal, Error, Mbuf, MbufArray, Mempool, Port, RxQueue, BURST, LAUNCH_PANICKED,
+};
 
 /// IEEE local experimental ethertype: the kernel stacks ignore it.
 const ETHERTYPE: u16 = 0x88B5;
@@ -208,6 +212,44 @@ fn frame(dst: [u8; 6], src: [u8; 6], tag: u8, seq: u32, len: usize) -> Vec<u8> {
 
 fn is_test_frame(data: &[u8]) -> bool {
     data.get(12..14) == Some(&ETHERTYPE.to_be_bytes()[..])
+}
+
+/// Receives test frames on each queue handle from its own thread until `want` arrived in
+/// all or [`WAIT`] passed; returns each queue's frames in arrival order.
+fn receive_on_queues(queues: Vec<RxQueue<'_>>, want: usize) -> Vec<Vec<Vec<u8>>> {
+    let total = AtomicUsize::new(0);
+    let total = &total;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = queues
+            .into_iter()
+            .map(|q| {
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    let mut burst = MbufArray::new();
+                    let deadline = Instant::now() + WAIT;
+                    while total.load(Ordering::Acquire) < want && Instant::now() < deadline {
+                        if q.rx_burst(&mut burst) == 0 {
+                            std::thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
+                        for m in burst.drain() {
+                            assert_eq!(m.port(), q.port());
+                            let data = m.data().expect("single segment");
+                            if is_test_frame(data) {
+                                got.push(data.to_vec());
+                                total.fetch_add(1, Ordering::AcqRel);
+                            }
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("queue thread"))
+            .collect()
+    })
 }
 
 /// Receives with `rx_burst` from every receive queue until `want` test frames arrived or
@@ -480,8 +522,73 @@ fn frames_cross_af_packet_both_ways() {
         );
         port.tx_burst(0, &mut burst).expect("tx_burst");
     }
-    let got = receive_frames(&p1, out.len());
-    assert_eq!(got, out, "DPDK to DPDK over the veth, byte for byte");
+    // One handle per queue: each receive queue polled by its own thread.
+    let (ctl, rxq, txq) = p1.split();
+    assert_eq!((rxq.len(), txq.len()), (2, 2));
+    assert_eq!(ctl.queues_in_use(), 4);
+    assert_eq!(
+        rxq.iter()
+            .map(|q| (q.port(), q.queue()))
+            .collect::<Vec<_>>(),
+        [(ctl.id(), 0), (ctl.id(), 1)]
+    );
+    assert_eq!(
+        Port::from_id(&eal, ctl.id()).unwrap_err(),
+        Error::PortBusy(ctl.id()),
+        "a split port stays claimed"
+    );
+    let got = receive_on_queues(rxq, out.len());
+    let mut want = out.clone();
+    want.sort();
+    let mut got_all: Vec<Vec<u8>> = got.iter().flatten().cloned().collect();
+    got_all.sort();
+    assert_eq!(got_all, want, "DPDK to DPDK over the veth, byte for byte");
+    for q in &got {
+        let mut in_order = q.clone();
+        in_order.sort_by_key(|f| f.get(15..19).map(<[u8]>::to_vec));
+        assert_eq!(q, &in_order, "one queue keeps the order of its flow");
+    }
+    assert_eq!(
+        ctl.queues_in_use(),
+        2,
+        "receive handles dropped by their threads"
+    );
+    // The transmit handle of queue 1 sends back to d0, from another thread.
+    let back: Vec<Vec<u8>> = LENGTHS
+        .iter()
+        .zip(200u32..)
+        .map(|(&len, seq)| frame(d0_mac, p0_mac, 0x3c, seq, len))
+        .collect();
+    let mut txq = txq.into_iter();
+    let tx0 = txq.next().expect("tx queue 0");
+    let tx1 = txq.next().expect("tx queue 1");
+    let pool_ref = &pool;
+    let back_ref = &back;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut burst = MbufArray::new();
+            for f in back_ref {
+                let mut m = Mbuf::alloc(pool_ref).expect("alloc");
+                m.append(f.len()).expect("append").copy_from_slice(f);
+                burst.push(m).expect("room");
+            }
+            let deadline = Instant::now() + WAIT;
+            while !burst.is_empty() {
+                assert!(Instant::now() < deadline, "tx queue 1 kept frames");
+                tx1.tx_burst(&mut burst);
+            }
+            assert_eq!(tx1.queue(), 1);
+        });
+    });
+    let ctl = match ctl.into_port() {
+        Ok(_) => panic!("tx queue 0 is still alive"),
+        Err(ctl) => ctl,
+    };
+    let got = receive_frames(&port, back.len());
+    assert_eq!(got, back, "frames sent on tx queue 1 arrive on d0");
+    drop(tx0);
+    assert_eq!(ctl.queues_in_use(), 0);
+    let mut p1 = ctl.try_into_port().expect("whole again");
     p1.stop().expect("stop p1");
     p1.remove_vdev().expect("unplug");
     assert_eq!(Port::count(&eal), 1);

@@ -1,9 +1,10 @@
 //! The forwarding loop: ports, TX buffers, held frames, timers.
 
-use super::{BackendCounters, Control};
+use super::{BackendCounters, Control, HandoverCounters};
 use crate::worker::{Action, Frame, Worker, WorkerEvent};
-use dpdk_sys::{Eal, Mbuf, MbufArray, Mempool, Port, BURST};
-use std::sync::mpsc::Receiver;
+use dpdk_sys::{Eal, Mbuf, MbufArray, Mempool, Port, RxQueue, TxQueue, BURST};
+use std::net::Ipv4Addr;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +16,50 @@ pub const PENDING_SLOTS: usize = 1024;
 /// Ethernet header + ARP for IPv4.
 const ARP_FRAME: usize = 42;
 
+/// How a loop reaches a port: the whole port (queue 0, one loop) or its own queue pair
+/// of a split port (one loop per queue pair).
+#[derive(Debug)]
+pub(super) enum Io {
+    /// The whole port, polled on queue 0.
+    Whole(Port<'static>),
+    /// One receive and one transmit queue of a [`Port::split`] port.
+    Split(RxQueue<'static>, TxQueue<'static>),
+}
+
+/// Something frames can be transmitted on.
+trait TxPath {
+    /// Transmits the front of `q`; returns how many the driver took.
+    fn tx(&self, q: &mut MbufArray<'static>) -> usize;
+}
+
+impl TxPath for Port<'static> {
+    fn tx(&self, q: &mut MbufArray<'static>) -> usize {
+        self.tx_burst(0, q).unwrap_or(0)
+    }
+}
+
+impl TxPath for Io {
+    fn tx(&self, q: &mut MbufArray<'static>) -> usize {
+        match self {
+            Io::Whole(p) => p.tx_burst(0, q).unwrap_or(0),
+            Io::Split(_, t) => t.tx_burst(q),
+        }
+    }
+}
+
+impl Io {
+    fn rx(&self, q: &mut MbufArray<'static>) -> usize {
+        match self {
+            Io::Whole(p) => p.rx_burst(0, q).unwrap_or(0),
+            Io::Split(r, _) => r.rx_burst(q),
+        }
+    }
+}
+
 /// A port, its twin and their TX buffers.
 #[derive(Debug)]
 pub(super) struct Lane {
-    port: Port<'static>,
+    port: Io,
     twin: Option<Port<'static>>,
     tx: MbufArray<'static>,
     twin_tx: MbufArray<'static>,
@@ -26,6 +67,10 @@ pub(super) struct Lane {
 
 impl Lane {
     pub(super) fn new(port: Port<'static>, twin: Option<Port<'static>>) -> Lane {
+        Lane::with_io(Io::Whole(port), twin)
+    }
+
+    pub(super) fn with_io(port: Io, twin: Option<Port<'static>>) -> Lane {
         Lane {
             port,
             twin,
@@ -34,10 +79,74 @@ impl Lane {
         }
     }
 
-    /// The port and the twin, for stopping.
+    /// The whole port (not the queue handles of a split one) and the twin, for stopping.
     pub(super) fn into_ports(self) -> impl Iterator<Item = Port<'static>> {
-        std::iter::once(self.port).chain(self.twin)
+        let whole = match self.port {
+            Io::Whole(p) => Some(p),
+            Io::Split(..) => None,
+        };
+        whole.into_iter().chain(self.twin)
     }
+}
+
+/// What travels between two loops of a worker set.
+#[derive(Debug)]
+pub(super) enum Handed {
+    /// A frame received on port `.0` that belongs to the receiving worker.
+    Frame(u16, Mbuf<'static>),
+    /// A frame to give to the twin of port `.0` (the receiving loop holds the twins).
+    Punt(u16, Mbuf<'static>),
+    /// A neighbor seen in an ARP frame on another loop's queue.
+    Neighbor(Ipv4Addr, [u8; 6]),
+}
+
+/// The multi-worker side of a loop: its rings to and from the other loops.
+#[derive(Debug)]
+pub(super) struct Peers {
+    /// This worker's index.
+    pub(super) me: u16,
+    /// Index of the loop that holds the twins.
+    pub(super) twin_owner: u16,
+    /// Ring to each other worker (`None` at `me`).
+    pub(super) to: Vec<Option<SyncSender<Handed>>>,
+    /// Rings from the other workers, with the sender's index.
+    pub(super) from: Vec<(u16, Receiver<Handed>)>,
+    /// Hand-over counters of this loop.
+    pub(super) hc: Arc<HandoverCounters>,
+}
+
+impl Peers {
+    /// Sends `h` to worker `w`; counts it as `ring_full` or `peer_gone` (and frees it)
+    /// when it cannot go. Returns whether it went.
+    fn send(&self, w: u16, h: Handed) -> bool {
+        match self.to.get(usize::from(w)).and_then(Option::as_ref) {
+            Some(tx) => match tx.try_send(h) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.hc.ring_full.add(1);
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.hc.peer_gone.add(1);
+                    false
+                }
+            },
+            None => {
+                self.hc.peer_gone.add(1);
+                false
+            }
+        }
+    }
+}
+
+/// The sender of an ARP frame for IPv4 over Ethernet (`None` for anything else).
+pub(super) fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
+    if frame.get(12..14)? != [0x08, 0x06] || frame.get(14..20)? != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let mac: [u8; 6] = frame.get(22..28)?.try_into().ok()?;
+    let ip: [u8; 4] = frame.get(28..32)?.try_into().ok()?;
+    Some((Ipv4Addr::from(ip), mac))
 }
 
 /// Frames held for neighbor resolution, indexed by ticket: ticket `t` lives in slot
@@ -118,7 +227,7 @@ fn shrink(m: &mut Mbuf<'static>, start: usize, len: usize) -> bool {
 
 /// Queues `m` on `q`, flushing it to `port` first when full; counts what cannot go.
 fn enqueue(
-    port: &Port<'static>,
+    port: &impl TxPath,
     q: &mut MbufArray<'static>,
     m: Mbuf<'static>,
     sent: (&super::Counter, &super::Counter),
@@ -135,7 +244,7 @@ fn enqueue(
 
 /// Transmits `q` on `port`; frees and counts what the driver did not take.
 fn flush(
-    port: &Port<'static>,
+    port: &impl TxPath,
     q: &mut MbufArray<'static>,
     (packets, bytes): (&super::Counter, &super::Counter),
     full: &super::Counter,
@@ -144,7 +253,7 @@ fn flush(
         return;
     }
     let all: usize = q.iter().map(Mbuf::len).sum();
-    let sent = port.tx_burst(0, q).unwrap_or(0);
+    let sent = port.tx(q);
     let left: usize = q.iter().map(Mbuf::len).sum();
     packets.add(sent as u64);
     bytes.add(all.saturating_sub(left) as u64);
@@ -168,19 +277,31 @@ fn send(lanes: &mut [Lane], c: &BackendCounters, port: usize, m: Mbuf<'static>) 
     }
 }
 
-/// Gives `m` to the twin of lane `port`.
-fn punt(lanes: &mut [Lane], c: &BackendCounters, port: usize, m: Mbuf<'static>) {
+/// Gives `m` to the twin of lane `port`, or to the loop holding the twins.
+fn punt(
+    lanes: &mut [Lane],
+    c: &BackendCounters,
+    peers: Option<&Peers>,
+    port: usize,
+    m: Mbuf<'static>,
+) {
     let (Some(l), Some(pc)) = (lanes.get_mut(port), c.ports.get(port)) else {
         c.lcore.bad_port.add(1);
         return;
     };
-    match &l.twin {
-        Some(t) => {
+    match (&l.twin, peers) {
+        (Some(t), _) => {
             // Bytes of twin traffic are not counted separately: the counter is shared.
             let none = super::Counter::default();
             enqueue(t, &mut l.twin_tx, m, (&pc.twin_tx, &none), &pc.twin_drops);
         }
-        None => pc.twin_drops.add(1),
+        (None, Some(peers)) if peers.twin_owner != peers.me => {
+            let p = u16::try_from(port).unwrap_or(u16::MAX);
+            if peers.send(peers.twin_owner, Handed::Punt(p, m)) {
+                peers.hc.punts_out.add(1);
+            }
+        }
+        (None, _) => pc.twin_drops.add(1),
     }
 }
 
@@ -223,6 +344,10 @@ pub(super) struct Loop<'p> {
     /// Nanoseconds per TSC cycle in 32.32 fixed point (no division per round).
     ns_per_cycle: u128,
     next_tick: Duration,
+    /// The other loops of a worker set (`None` for a single loop).
+    peers: Option<Peers>,
+    /// Handed-over frames waiting to be processed, per port.
+    handed: Vec<MbufArray<'static>>,
 }
 
 impl<'p> Loop<'p> {
@@ -246,7 +371,16 @@ impl<'p> Loop<'p> {
             tsc0: eal.rdtsc(),
             ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(eal.tsc_hz().max(1)),
             next_tick: Duration::ZERO,
+            peers: None,
+            handed: Vec::new(),
         }
+    }
+
+    /// Makes this loop one of a worker set.
+    pub(super) fn with_peers(mut self, peers: Peers) -> Loop<'p> {
+        self.handed = (0..self.lanes.len()).map(|_| MbufArray::new()).collect();
+        self.peers = Some(peers);
+        self
     }
 
     /// Time since the loop started, from the TSC.
@@ -271,7 +405,8 @@ impl<'p> Loop<'p> {
                 }
             }
         }
-        let mut got = 0;
+        // Frames handed over by the other loops first: their connection already waits.
+        let mut got = self.poll_peers(now);
         for p in 0..self.lanes.len() {
             got += self.poll_port(p, now);
             got += self.poll_twin(p);
@@ -304,49 +439,131 @@ impl<'p> Loop<'p> {
         let (Some(lane), Some(pc)) = (self.lanes.get(p), self.c.ports.get(p)) else {
             return 0;
         };
-        let n = lane.port.rx_burst(0, &mut self.rx).unwrap_or(0);
+        let n = lane.port.rx(&mut self.rx);
         if n == 0 {
             return 0;
         }
-        // The burst leaves `self` while its frames are dispatched (a move of 33 words).
-        let mut rx = std::mem::take(&mut self.rx);
-        let port = u16::try_from(p).unwrap_or(u16::MAX);
-        let mut actions = [Action::Punt; BURST];
-        {
-            let mut frames: [Frame<'_>; BURST] = std::array::from_fn(|_| empty_frame());
-            let mut bytes = 0;
-            let first = self.seq;
-            for (i, (m, f)) in rx.as_mut_slice().iter_mut().zip(&mut frames).enumerate() {
-                bytes += m.len();
-                match expand(m).and_then(|(s, l, buf)| Frame::new(buf, s, l, port)) {
-                    Some(fr) => *f = fr,
-                    // An empty frame: the worker drops it as malformed.
-                    None => self.c.lcore.multi_segment.add(1),
+        let bytes: usize = self.rx.iter().map(Mbuf::len).sum();
+        pc.rx_packets.add(n as u64);
+        pc.rx_bytes.add(bytes as u64);
+        if let Some(peers) = &self.peers {
+            // Every loop keeps its own neighbor table: share what ARP tells this one.
+            for m in self.rx.iter() {
+                if let Some((ip, mac)) = m.data().ok().and_then(arp_sender) {
+                    for w in (0..peers.to.len()).filter_map(|w| u16::try_from(w).ok()) {
+                        if w != peers.me && peers.send(w, Handed::Neighbor(ip, mac)) {
+                            peers.hc.neighbors_out.add(1);
+                        }
+                    }
                 }
-                f.ticket = first.wrapping_add(i as u32);
-            }
-            self.seq = first.wrapping_add(n as u32);
-            pc.rx_packets.add(n as u64);
-            pc.rx_bytes.add(bytes as u64);
-            let k = n.min(BURST);
-            self.worker
-                .process(now, &mut frames[..k], &mut actions[..k]);
-            // Bounds are read back below from the frames, which borrow the mbufs:
-            // keep them in a plain array first.
-            let mut bounds = [(0usize, 0usize, 0u32); BURST];
-            for (b, f) in bounds.iter_mut().zip(&frames[..k]) {
-                *b = (f.headroom(), f.len(), f.ticket);
-            }
-            for (i, m) in rx.drain().enumerate() {
-                let (Some(&(start, len, ticket)), Some(&a)) = (bounds.get(i), actions.get(i))
-                else {
-                    continue;
-                };
-                self.dispatch(p, m, start, len, ticket, a);
             }
         }
+        // The burst leaves `self` while its frames are dispatched (a move of 33 words).
+        let mut rx = std::mem::take(&mut self.rx);
+        self.process_burst(p, &mut rx, now, false);
         self.rx = rx;
         n
+    }
+
+    /// Drains the rings from the other loops: neighbors, punts for the twins, and frames
+    /// of this worker's connections (processed in per-port bursts).
+    fn poll_peers(&mut self, now: Duration) -> usize {
+        let rings = self.peers.as_ref().map_or(0, |p| p.from.len());
+        let mut got = 0;
+        let mut handed = std::mem::take(&mut self.handed);
+        for r in 0..rings {
+            // At most a few bursts per ring and round, so a busy peer cannot starve the
+            // ports.
+            for _ in 0..4 * BURST {
+                let Some((src, Ok(h))) = self
+                    .peers
+                    .as_ref()
+                    .and_then(|p| p.from.get(r))
+                    .map(|(src, ring)| (*src, ring.try_recv()))
+                else {
+                    break;
+                };
+                got += 1;
+                let Some(hc) = self.peers.as_ref().map(|p| Arc::clone(&p.hc)) else {
+                    break;
+                };
+                match h {
+                    Handed::Neighbor(ip, mac) => {
+                        hc.neighbors_in.add(1);
+                        self.worker.learn_neighbor(ip, mac, now);
+                    }
+                    Handed::Punt(port, m) => {
+                        hc.punts_in.add(1);
+                        punt(&mut self.lanes, &self.c, None, usize::from(port), m);
+                    }
+                    Handed::Frame(port, m) => {
+                        hc.received.add(1);
+                        if let Some(c) = hc.in_from.get(usize::from(src)) {
+                            c.add(1);
+                        }
+                        let p = usize::from(port);
+                        let Some(q) = handed.get_mut(p) else {
+                            self.c.lcore.bad_port.add(1);
+                            continue;
+                        };
+                        if q.is_full() {
+                            self.process_burst(p, q, now, true);
+                        }
+                        if let Err(m) = q.push(m) {
+                            drop(m);
+                            hc.ring_full.add(1);
+                        }
+                    }
+                }
+            }
+        }
+        for (p, q) in handed.iter_mut().enumerate() {
+            if !q.is_empty() {
+                self.process_burst(p, q, now, true);
+            }
+        }
+        self.handed = handed;
+        got
+    }
+
+    /// Runs the frames of `rx` (received on port `p`, or handed over when `handed`)
+    /// through the worker and carries out its verdicts; empties `rx`.
+    fn process_burst(
+        &mut self,
+        p: usize,
+        rx: &mut MbufArray<'static>,
+        now: Duration,
+        handed: bool,
+    ) {
+        let port = u16::try_from(p).unwrap_or(u16::MAX);
+        let n = rx.len();
+        let mut actions = [Action::Punt; BURST];
+        let mut frames: [Frame<'_>; BURST] = std::array::from_fn(|_| empty_frame());
+        let first = self.seq;
+        for (i, (m, f)) in rx.as_mut_slice().iter_mut().zip(&mut frames).enumerate() {
+            match expand(m).and_then(|(s, l, buf)| Frame::new(buf, s, l, port)) {
+                Some(fr) => *f = fr,
+                // An empty frame: the worker drops it as malformed.
+                None => self.c.lcore.multi_segment.add(1),
+            }
+            f.ticket = first.wrapping_add(i as u32);
+        }
+        self.seq = first.wrapping_add(n as u32);
+        let k = n.min(BURST);
+        self.worker
+            .process(now, &mut frames[..k], &mut actions[..k]);
+        // Bounds are read back below from the frames, which borrow the mbufs: keep them
+        // in a plain array first.
+        let mut bounds = [(0usize, 0usize, 0u32); BURST];
+        for (b, f) in bounds.iter_mut().zip(&frames[..k]) {
+            *b = (f.headroom(), f.len(), f.ticket);
+        }
+        for (i, m) in rx.drain().enumerate() {
+            let (Some(&(start, len, ticket)), Some(&a)) = (bounds.get(i), actions.get(i)) else {
+                continue;
+            };
+            self.dispatch(p, m, (start, len), ticket, a, handed);
+        }
     }
 
     /// Carries out the worker's verdict on one frame.
@@ -354,10 +571,10 @@ impl<'p> Loop<'p> {
         &mut self,
         p: usize,
         mut m: Mbuf<'static>,
-        start: usize,
-        len: usize,
+        (start, len): (usize, usize),
         ticket: u32,
         a: Action,
+        handed: bool,
     ) {
         if let Action::Drop(_) = a {
             return;
@@ -371,9 +588,23 @@ impl<'p> Loop<'p> {
             Action::Forward { port } | Action::Reply { port } => {
                 send(&mut self.lanes, c, usize::from(port), m);
             }
-            Action::Punt => punt(&mut self.lanes, c, p, m),
+            Action::Punt => punt(&mut self.lanes, c, self.peers.as_ref(), p, m),
             Action::Drop(_) => {}
-            Action::Handover { .. } => c.lcore.handover_dropped.add(1),
+            Action::Handover { worker } => match (&self.peers, handed) {
+                // A frame handed to its owner must be processed there: a second hand-over
+                // means two workers disagree on the owner.
+                (Some(peers), true) => peers.hc.owner_mismatch.add(1),
+                (Some(peers), false) => {
+                    let port = u16::try_from(p).unwrap_or(u16::MAX);
+                    if peers.send(worker, Handed::Frame(port, m)) {
+                        peers.hc.sent.add(1);
+                        if let Some(c) = peers.hc.out_to.get(usize::from(worker)) {
+                            c.add(1);
+                        }
+                    }
+                }
+                (None, _) => c.lcore.handover_dropped.add(1),
+            },
             Action::Pending {
                 port,
                 neighbor,
@@ -461,7 +692,11 @@ impl<'p> Loop<'p> {
             }
         }
         for (l, pc) in self.lanes.iter().zip(&self.c.ports) {
-            if let Ok(s) = l.port.stats() {
+            let Io::Whole(port) = &l.port else {
+                // A split port's statistics are the worker set's (`PortControl`).
+                continue;
+            };
+            if let Ok(s) = port.stats() {
                 pc.imissed.set(s.imissed);
                 pc.rx_nombuf.set(s.rx_nombuf);
             }
@@ -472,6 +707,17 @@ impl<'p> Loop<'p> {
     pub(super) fn finish(mut self) -> (Worker, Vec<Lane>) {
         let n = self.held.drain().count();
         self.c.lcore.pending_dropped.add(n as u64);
+        if let Some(peers) = &self.peers {
+            // What the others sent after this loop's last round: freed, but counted so
+            // that every hand-over stays accounted for.
+            for (_, ring) in &peers.from {
+                while let Ok(h) = ring.try_recv() {
+                    if let Handed::Frame(..) = h {
+                        peers.hc.left_at_stop.add(1);
+                    }
+                }
+            }
+        }
         for (l, pc) in self.lanes.iter_mut().zip(&self.c.ports) {
             flush(
                 &l.port,
@@ -495,6 +741,28 @@ fn empty_frame() -> Frame<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arp_sender_reads_ipv4_over_ethernet_only() {
+        // ARP reply from 192.168.7.27 (02:00:00:00:00:1b) to 192.168.7.1.
+        let mut f = [
+            0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x1b, 0x08, 0x06, // Ethernet
+            0, 1, 0x08, 0, 6, 4, 0, 2, // hw, proto, lengths, op=reply
+            0x02, 0, 0, 0, 0, 0x1b, 192, 168, 7, 27, // sender
+            0x02, 0, 0, 0, 0, 0x01, 192, 168, 7, 1, // target
+        ];
+        assert_eq!(
+            arp_sender(&f),
+            Some((Ipv4Addr::new(192, 168, 7, 27), [2, 0, 0, 0, 0, 0x1b]))
+        );
+        assert_eq!(arp_sender(&f[..31]), None, "truncated sender address");
+        f[19] = 16; // protocol address length other than 4
+        assert_eq!(arp_sender(&f), None);
+        f[19] = 4;
+        f[12..14].copy_from_slice(&[0x08, 0x00]); // IPv4, not ARP
+        assert_eq!(arp_sender(&f), None);
+        assert_eq!(arp_sender(&[]), None);
+    }
 
     #[test]
     fn held_gives_back_by_ticket_and_evicts_on_reuse() {

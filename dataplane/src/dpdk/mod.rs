@@ -24,17 +24,29 @@
 //!   from any thread without locks. The worker's own counters stay in
 //!   [`WorkerCounters`](crate::worker::WorkerCounters).
 //!
-//! What it does not do: it runs one forwarding loop (one [`Worker`])
-//! polling every port on queue 0. The safe layer of `dpdk-sys` hands out one exclusive,
-//! `!Sync` handle per port, so several lcores polling their own queues of one port
-//! would need per-queue handles there first; `Handover` (which only happens with
-//! several workers) is therefore counted and dropped. No multi-segment mbufs (counted
-//! drops), no offloads, no IPv6. It contains no `unsafe`: everything goes through
-//! `dpdk-sys`.
+//! - Several workers: [`Backend::with_queues`] configures `n` queue pairs per port
+//!   (RSS where the driver has it; `net_af_packet` with `qpairs=n` spreads flows with
+//!   the kernel's `PACKET_FANOUT_HASH`) and [`Backend::launch_workers`] runs one loop
+//!   per lcore, each with its own [`Worker`] and its own queue pair of every port
+//!   ([`dpdk_sys::Port::split`]). `Handover` frames travel to their owner through a
+//!   bounded ring per ordered pair of workers (a full ring drops and counts) and are
+//!   processed there before the ports; a frame the owner hands over again is an owner
+//!   mismatch (counted, dropped). The twins belong to worker 0: it reads them and the
+//!   other workers hand their punts to it (punts are rare, and a tap queue per worker
+//!   would split one kernel interface's exception traffic over several loops for no
+//!   gain). ARP senders seen by one worker are passed to the others' neighbor tables.
+//!   [`HandoverCounters`] per worker.
+//!
+//! What it does not do: no multi-segment mbufs (counted drops), no offloads, no IPv6.
+//! Workers do not share connection state: a frame whose connection lives on another
+//! worker is handed over, never processed twice. It contains no `unsafe`: everything
+//! goes through `dpdk-sys`.
 
 mod lane;
+mod workers;
 
 pub use lane::{PENDING_SLOTS, TICK};
+pub use workers::{RunningSet, HANDOVER_RING};
 
 use crate::service::{Command, Counter};
 use crate::worker::Worker;
@@ -216,6 +228,58 @@ pub struct LoopCounters {
     pub control_errors: Counter,
 }
 
+/// Hand-over counters of one loop of a worker set (written by that loop only).
+#[derive(Debug)]
+pub struct HandoverCounters {
+    /// Frames handed to the worker that owns their connection.
+    pub sent: Counter,
+    /// Frames handed to this worker by the others.
+    pub received: Counter,
+    /// Frames handed to each worker, by worker index.
+    pub out_to: Vec<Counter>,
+    /// Frames received from each worker, by worker index.
+    pub in_from: Vec<Counter>,
+    /// Frames or messages freed because the ring to their worker was full.
+    pub ring_full: Counter,
+    /// Frames or messages freed because their worker's loop had already ended (while
+    /// the set stops) or does not exist.
+    pub peer_gone: Counter,
+    /// Frames handed to this worker that were still in its rings when its loop ended
+    /// (freed).
+    pub left_at_stop: Counter,
+    /// Handed-over frames this worker handed over again: the two workers disagree on
+    /// the owner (freed; stays 0 when ownership is consistent).
+    pub owner_mismatch: Counter,
+    /// Punted frames passed to the worker holding the twins.
+    pub punts_out: Counter,
+    /// Punted frames received for the twins.
+    pub punts_in: Counter,
+    /// Neighbors (ARP senders) passed to the other workers.
+    pub neighbors_out: Counter,
+    /// Neighbors learned from the other workers.
+    pub neighbors_in: Counter,
+}
+
+impl HandoverCounters {
+    /// Counters for a set of `workers` loops.
+    pub fn new(workers: usize) -> HandoverCounters {
+        HandoverCounters {
+            sent: Counter::default(),
+            received: Counter::default(),
+            out_to: (0..workers).map(|_| Counter::default()).collect(),
+            in_from: (0..workers).map(|_| Counter::default()).collect(),
+            ring_full: Counter::default(),
+            peer_gone: Counter::default(),
+            left_at_stop: Counter::default(),
+            owner_mismatch: Counter::default(),
+            punts_out: Counter::default(),
+            punts_in: Counter::default(),
+            neighbors_out: Counter::default(),
+            neighbors_in: Counter::default(),
+        }
+    }
+}
+
 /// All counters of a running backend, shared with readers (see [`Backend::counters`]).
 #[derive(Debug)]
 pub struct BackendCounters {
@@ -298,6 +362,18 @@ impl Backend {
     /// the ports and their twins, and starts them. The EAL handle is leaked: DPDK stays
     /// up for the life of the process.
     pub fn new(cfg: &BackendConfig) -> Result<Backend> {
+        Backend::with_queues(cfg, 1)
+    }
+
+    /// [`Backend::new`] with `queues` receive and transmit queues per port, one pair for
+    /// each worker of [`Backend::launch_workers`] (RSS spreads flows over the receive
+    /// queues where the driver supports it; give `net_af_packet` ports `qpairs=<queues>`
+    /// in their devargs). Twins keep one queue. [`Backend::run`] and [`Backend::launch`]
+    /// (one loop) poll queue 0 only: use them with one queue.
+    pub fn with_queues(cfg: &BackendConfig, queues: u16) -> Result<Backend> {
+        if queues == 0 {
+            return Err(Error::Config("no queues"));
+        }
         if cfg.ports.is_empty() {
             return Err(Error::Config("no ports"));
         }
@@ -321,7 +397,7 @@ impl Backend {
                 source,
             };
             let mut port = Port::by_name(eal, &spec.device).map_err(err)?;
-            port.configure(1, 1, cfg.rx_desc, cfg.tx_desc, &pool)
+            port.configure(queues, queues, cfg.rx_desc, cfg.tx_desc, &pool)
                 .map_err(err)?;
             let mac = port.mac_addr().map_err(err)?;
             // Frames for VIPs, the twin and multicast (OSPF) all carry the port's MAC
