@@ -1,33 +1,13 @@
 //! Checksums used by OSPFv2: the Internet checksum over packets (RFC 2328 §D.4.1, RFC 1071)
 //! and the Fletcher checksum over LSAs (§12.1.7, ISO 8473 annex C).
 
-/// One's-complement sum of `data` folded to 16 bits (not inverted).
-fn ones_sum(data: &[u8]) -> u32 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-    }
-    if let [b] = chunks.remainder() {
-        sum = sum.wrapping_add(u32::from(*b) << 8);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
-
 /// Internet checksum of the concatenation of `parts` (each part must have even length except
-/// possibly the last).
+/// possibly the last): the value for the checksum field, computed with `wire::checksum`.
 pub fn internet_checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for p in parts {
-        sum += ones_sum(p);
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-    }
-    !(sum as u16)
+    let acc = parts
+        .iter()
+        .fold(0, |acc, p| wire::checksum::accumulate(acc, p));
+    !wire::checksum::fold(acc)
 }
 
 /// Offset of the checksum inside an LSA, counted from the LSA's first byte.

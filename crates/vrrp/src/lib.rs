@@ -50,7 +50,6 @@
 //! (deprecated) are not supported; keepalived's `vrrp_strict`, `check_unicast_src` and
 //! `garp_interval` are not modelled.
 
-pub mod checksum;
 pub mod config;
 pub mod instance;
 pub mod router;

@@ -16,7 +16,8 @@
 
 use core::net::Ipv4Addr;
 
-use crate::checksum;
+use ::wire::checksum;
+use ::wire::IpProtocol;
 
 /// IP protocol number of VRRP.
 pub const IP_PROTOCOL: u8 = 112;
@@ -222,11 +223,7 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
             .as_ref()
             .get(..len)
             .ok_or(WireError::Truncated)?;
-        let acc = match self.version() {
-            3 => pseudo_header_sum(src, dst, len),
-            _ => 0,
-        };
-        Ok(checksum::finish(checksum::sum(acc, msg)) == 0)
+        Ok(message_sum(self.version(), src, dst, msg) == 0xffff)
     }
 }
 
@@ -306,24 +303,27 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VrrpPacket<T> {
             .as_ref()
             .get(..len)
             .ok_or(WireError::BufferTooShort)?;
-        let acc = match self.version() {
-            3 => pseudo_header_sum(src, dst, len),
-            _ => 0,
-        };
-        let c = checksum::finish(checksum::sum(acc, msg));
+        let c = !message_sum(self.version(), src, dst, msg);
         self.set_checksum(c);
         Ok(())
     }
 }
 
-fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u32 {
-    let mut ph = [0u8; 12];
-    ph[0..4].copy_from_slice(&src.octets());
-    ph[4..8].copy_from_slice(&dst.octets());
-    ph[9] = IP_PROTOCOL;
-    // A VRRP message is at most 8 + 255 * 4 + 8 bytes, so it fits in 16 bits.
-    ph[10..12].copy_from_slice(&(len as u16).to_be_bytes());
-    checksum::sum(0, &ph)
+/// The folded ones' complement sum of a VRRP message: over the message alone for v2
+/// (RFC 3768 §5.3.8), with the IPv4 pseudo-header first for v3 (RFC 5798 §5.2.8). A
+/// message with a correct checksum field sums to `0xffff`.
+fn message_sum(version: u8, src: Ipv4Addr, dst: Ipv4Addr, msg: &[u8]) -> u16 {
+    let acc = match version {
+        // A VRRP message is at most 8 + 255 * 4 + 8 bytes, so its length fits in a u32.
+        3 => u64::from(checksum::pseudo_header_v4(
+            src,
+            dst,
+            IpProtocol::from(IP_PROTOCOL),
+            msg.len() as u32,
+        )),
+        _ => 0,
+    };
+    checksum::fold(checksum::accumulate(acc, msg))
 }
 
 /// v2 authentication (RFC 3768 §5.3.6).
