@@ -16,7 +16,9 @@
 //!   another, so a reload keeps the services that did not change (and their connections).
 //! - Health verdicts ([`ServerVerdict`] from the health subsystem) become
 //!   [`Command::SetAvailable`] and weight edits.
-//! - The FIB from connected and static routes ([`fib_routes`]).
+//! - The FIB from connected and static routes ([`fib_routes`]) plus the OSPF routes the
+//!   routing subsystem selects ([`fib_routes_with`], fed by [`Dataplane::with_learned_routes`]),
+//!   rebuilt and swapped in whole whenever either changes.
 //! - Answers `services` (with `--stats` and `--rate`) from the per-service and per-server
 //!   counters the worker shares (lock-free atomics), and exports them, the ports' counters
 //!   and the worker's drops as Prometheus metrics (node_exporter's ipvs names, prefixed
@@ -25,8 +27,7 @@
 //! What it does not do: run more than one forwarding worker (the backend polls queue 0
 //! of every port from one lcore; `workers > 1` is refused), list connections (the
 //! connection table lives on the worker lcore and is not shared, so `conns` answers
-//! `not_supported`), put OSPF-learned routes into the FIB (only connected and static
-//! ones), change the global `[timeouts]` or the ports without a restart, or forward
+//! `not_supported`), change the global `[timeouts]` or the ports without a restart, or forward
 //! IPv6 services (skipped with a warning).
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +56,7 @@ use crate::control::{
     Counters, ErrorBody, Rates, RealServerRow, Request, ServiceRow, ServicesView,
 };
 use crate::daemon::{Subsystem, SubsystemContext, SubsystemError, SubsystemFuture, Topic};
+use crate::routing::{LearnedRoute, LearnedRoutes};
 
 /// Capacity of the control queue to the forwarding loop.
 const CONTROL_QUEUE: usize = 1024;
@@ -236,6 +238,37 @@ pub fn fib_routes(c: &Config) -> Result<Vec<Route>, DataplaneError> {
             Prefix::new(Ipv4Addr::from(addr), len).map(|prefix| Route { prefix, nexthops })
         })
         .collect())
+}
+
+/// [`fib_routes`] plus the OSPF-learned `learned` routes: a learned route's next hops
+/// leave through the port whose interface (twin) they name, and next hops naming no
+/// port are left out. A learned route to a prefix that is connected or static is
+/// ignored (those win in the RIB too: lower administrative distance).
+pub fn fib_routes_with(c: &Config, learned: &[LearnedRoute]) -> Result<Vec<Route>, DataplaneError> {
+    let mut routes = fib_routes(c)?;
+    for l in learned {
+        let Some(prefix) = Prefix::new(l.prefix.network(), l.prefix.prefix()) else {
+            continue;
+        };
+        if routes.iter().any(|r| r.prefix == prefix) {
+            continue;
+        }
+        let nexthops: Vec<NextHop> = l
+            .nexthops
+            .iter()
+            .filter_map(|(gateway, name)| {
+                let port = c.interface.iter().position(|i| &i.name == name)?;
+                Some(NextHop {
+                    gateway: *gateway,
+                    port: u16::try_from(port).ok()?,
+                })
+            })
+            .collect();
+        if !nexthops.is_empty() {
+            routes.push(Route { prefix, nexthops });
+        }
+    }
+    Ok(routes)
 }
 
 /// The dataplane scheduler of a configured one.
@@ -1115,6 +1148,7 @@ pub struct Dataplane {
     thread: Option<std::thread::JoinHandle<()>>,
     loop_stop: Option<StopHandle>,
     verdicts: Option<mpsc::UnboundedReceiver<ServerVerdict>>,
+    learned: Option<tokio::sync::watch::Receiver<LearnedRoutes>>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -1230,7 +1264,15 @@ impl Dataplane {
             thread: Some(thread),
             loop_stop: Some(loop_stop),
             verdicts: None,
+            learned: None,
         })
+    }
+
+    /// Adds the OSPF routes the routing subsystem publishes on `rx` (see
+    /// [`crate::routing::learned_routes_channel`]) to the FIB, rebuilding it on change.
+    pub fn with_learned_routes(mut self, rx: tokio::sync::watch::Receiver<LearnedRoutes>) -> Self {
+        self.learned = Some(rx);
+        self
     }
 
     /// Takes health verdicts from `rx` (see [`verdict_channel`]).
@@ -1436,6 +1478,11 @@ impl Subsystem for Dataplane {
     }
 }
 
+fn build_fib(c: &Config, learned: &[LearnedRoute]) -> Result<Fib, DataplaneError> {
+    fib_routes_with(c, learned)
+        .and_then(|r| Fib::build(&r).map_err(|e| cfg_err("route", e.to_string())))
+}
+
 async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), DataplaneError> {
     let table = Arc::new(Mutex::new(Table::default()));
     let config = ctx.config.borrow_and_update().clone();
@@ -1454,6 +1501,9 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
     let n = prog.apply(&dp.ctl, &config).await?;
     tracing::info!("dataplane: {n} service commands sent");
     let mut verdicts = dp.verdicts.take();
+    let mut learned = dp.learned.take();
+    let mut learned_now: LearnedRoutes = Arc::new(Vec::new());
+    let mut current = config.clone();
     let mut tick = tokio::time::interval(SAMPLE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sample: Option<(Instant, HashMap<RateKey, Counters>)> = None;
@@ -1489,12 +1539,11 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
                 if c.timeouts != config.timeouts {
                     tracing::warn!("dataplane: [timeouts] changes apply after a restart");
                 }
-                match fib_routes(&c).and_then(|r| {
-                    Fib::build(&r).map_err(|e| cfg_err("route", e.to_string()))
-                }) {
+                match build_fib(&c, &learned_now) {
                     Ok(fib) => dp.fib.store(fib),
                     Err(e) => tracing::error!("dataplane: reload: FIB: {e}"),
                 }
+                current = c.clone();
                 match prog.apply(&dp.ctl, &c).await {
                     Ok(n) => tracing::info!("dataplane: reload: {n} service commands sent"),
                     Err(e) => break Err(e),
@@ -1508,6 +1557,27 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
             } => {
                 if let Err(e) = prog.verdict(&dp.ctl, v).await {
                     break Err(e);
+                }
+            }
+            Some(routes) = async {
+                match learned.as_mut() {
+                    Some(rx) => match rx.changed().await {
+                        Ok(()) => Some(rx.borrow_and_update().clone()),
+                        Err(_) => None,
+                    },
+                    None => std::future::pending().await,
+                }
+            } => {
+                learned_now = routes;
+                match build_fib(&current, &learned_now) {
+                    Ok(fib) => {
+                        dp.fib.store(fib);
+                        tracing::info!(
+                            "dataplane: FIB rebuilt with {} OSPF routes",
+                            learned_now.len()
+                        );
+                    }
+                    Err(e) => tracing::error!("dataplane: OSPF routes: FIB: {e}"),
                 }
             }
             _ = tick.tick() => {
@@ -1640,6 +1710,59 @@ weight = 3
             }])
         );
         assert_eq!(hop([8, 8, 8, 8]), None);
+    }
+
+    #[test]
+    fn fib_adds_learned_routes_on_their_ports() {
+        let gw = Ipv4Addr::new(10, 0, 0, 2);
+        let learned = [
+            LearnedRoute {
+                prefix: "0.0.0.0/0".parse().expect("net"),
+                nexthops: vec![
+                    (Some(gw), "ftap0".to_string()),
+                    (Some(Ipv4Addr::new(10, 9, 9, 9)), "nosuch".to_string()),
+                ],
+            },
+            // Connected on ftap1: the connected route stays.
+            LearnedRoute {
+                prefix: "192.168.7.0/24".parse().expect("net"),
+                nexthops: vec![(Some(gw), "ftap0".to_string())],
+            },
+            // No next hop on a port: no route.
+            LearnedRoute {
+                prefix: "198.51.100.0/24".parse().expect("net"),
+                nexthops: vec![(Some(gw), "nosuch".to_string())],
+            },
+        ];
+        let c = cfg(BASE);
+        let without = Fib::build(&fib_routes(&c).expect("routes")).expect("fib");
+        assert_eq!(
+            without.lookup(u32::from(Ipv4Addr::new(203, 0, 113, 5))),
+            None
+        );
+        let routes = fib_routes_with(&c, &learned).expect("routes");
+        let fib = Fib::build(&routes).expect("fib");
+        let hop = |a: [u8; 4]| fib.lookup(u32::from(Ipv4Addr::from(a))).map(|h| h.to_vec());
+        let via_gw = Some(vec![NextHop {
+            gateway: Some(gw),
+            port: 0,
+        }]);
+        assert_eq!(hop([203, 0, 113, 5]), via_gw);
+        assert_eq!(hop([198, 51, 100, 1]), via_gw);
+        assert_eq!(
+            hop([192, 168, 7, 27]),
+            Some(vec![NextHop {
+                gateway: None,
+                port: 1
+            }])
+        );
+        assert_eq!(
+            hop([172, 20, 1, 1]),
+            Some(vec![NextHop {
+                gateway: Some(Ipv4Addr::new(192, 168, 7, 254)),
+                port: 1
+            }])
+        );
     }
 
     #[test]

@@ -23,6 +23,10 @@
 //!   VIP → metric set the health subsystem publishes on a `watch` channel and announces
 //!   each VIP as a /32 stub link while it is in the set (re-originating the router-LSA
 //!   on every change); an `[[announce]]` of the same prefix takes precedence.
+//! - Learned routes for a dataplane FIB: with [`Routing::with_learned_routes`] the task
+//!   also publishes, after every RIB change, the OSPF routes the RIB selected (next hops
+//!   named by interface) on a `watch` channel ([`learned_routes_channel`]); `dpdk` mode
+//!   puts them into the DPDK dataplane's FIB.
 //!
 //! What it does not do: forward packets (the dataplane), check health or decide which
 //! VIPs to announce (the health subsystem, [`crate::health_driver`]), run OSPF in `dpdk`
@@ -96,12 +100,35 @@ pub enum RoutingError {
 #[derive(Debug, Default)]
 pub struct Routing {
     health_vips: Option<watch::Receiver<Arc<VipRoutes>>>,
+    learned: Option<watch::Sender<LearnedRoutes>>,
+}
+
+/// One OSPF-learned route the RIB selected, as a dataplane FIB takes it: next hops name
+/// the kernel interface (the twin) they leave through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedRoute {
+    /// Destination prefix.
+    pub prefix: Ipv4Network,
+    /// Next hops: gateway (none for an on-link route) and interface name.
+    pub nexthops: Vec<(Option<Ipv4Addr>, String)>,
+}
+
+/// Every selected OSPF route, republished whole on each change.
+pub type LearnedRoutes = Arc<Vec<LearnedRoute>>;
+
+/// The channel on which the routing subsystem publishes the OSPF routes the RIB selected
+/// (see [`Routing::with_learned_routes`]); starts empty.
+pub fn learned_routes_channel() -> (watch::Sender<LearnedRoutes>, watch::Receiver<LearnedRoutes>) {
+    watch::channel(Arc::new(Vec::new()))
 }
 
 impl Routing {
     /// A routing subsystem; it reads everything from the configuration when it runs.
     pub fn new() -> Self {
-        Routing { health_vips: None }
+        Routing {
+            health_vips: None,
+            learned: None,
+        }
     }
 
     /// A routing subsystem that also announces the VIPs the health subsystem publishes
@@ -110,7 +137,15 @@ impl Routing {
     pub fn with_health_vips(vips: watch::Receiver<Arc<VipRoutes>>) -> Self {
         Routing {
             health_vips: Some(vips),
+            learned: None,
         }
+    }
+
+    /// Also publishes on `tx` every OSPF route the RIB selects (see
+    /// [`learned_routes_channel`]), for a dataplane FIB outside the kernel.
+    pub fn with_learned_routes(mut self, tx: watch::Sender<LearnedRoutes>) -> Self {
+        self.learned = Some(tx);
+        self
     }
 }
 
@@ -129,8 +164,9 @@ impl Subsystem for Routing {
 
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture {
         let vips = self.health_vips;
+        let learned = self.learned;
         Box::pin(async move {
-            run(ctx, vips)
+            run(ctx, vips, learned)
                 .await
                 .map_err(|e| SubsystemError(e.to_string()))
         })
@@ -514,6 +550,7 @@ struct Task {
     statics: BTreeMap<(rib::Ipv4Net, u8), rib::Route>,
     metrics: RoutingMetrics,
     shutdown_complete: bool,
+    learned: Option<watch::Sender<LearnedRoutes>>,
 }
 
 enum Input {
@@ -541,6 +578,7 @@ async fn recv_any(sockets: &[OspfSocket]) -> (usize, Result<Received, OspfSocket
 async fn run(
     mut ctx: SubsystemContext,
     mut health_vips: Option<watch::Receiver<Arc<VipRoutes>>>,
+    learned: Option<watch::Sender<LearnedRoutes>>,
 ) -> Result<(), RoutingError> {
     let start = Instant::now();
     let config = ctx.config.borrow_and_update().clone();
@@ -579,6 +617,7 @@ async fn run(
         statics,
         metrics,
         shutdown_complete: false,
+        learned,
     };
     task.reconcile().await?;
     task.ospf = start_ospf(&config, &kif, task.now())?;
@@ -1096,6 +1135,23 @@ impl Task {
             }
         }
         self.update_rib_gauge();
+        self.publish_learned();
+    }
+
+    /// Publishes the selected OSPF routes to the dataplane, when one listens.
+    fn publish_learned(&self) {
+        let Some(tx) = &self.learned else {
+            return;
+        };
+        let routes = learned_routes(&self.rib.routes(), &self.links);
+        tx.send_if_modified(|cur| {
+            if **cur == routes {
+                false
+            } else {
+                *cur = Arc::new(routes);
+                true
+            }
+        });
     }
 
     /// Removes every route this run installed (orderly exit).
@@ -1399,6 +1455,42 @@ fn programmed(source: Source) -> bool {
 }
 
 /// The kernel form of a FIB entry (`None` without next hops).
+/// The selected OSPF routes of `routes` with their next hops' interfaces named from
+/// `links` (ifindex → name, up); next hops without a known interface are left out, and
+/// so is a route left with none.
+fn learned_routes(
+    routes: &[rib::RouteView],
+    links: &BTreeMap<u32, (String, bool)>,
+) -> Vec<LearnedRoute> {
+    let mut out = Vec::new();
+    for r in routes {
+        if !r.selected || r.source != Source::Ospf {
+            continue;
+        }
+        let Ok(prefix) = Ipv4Network::new(r.prefix.addr(), r.prefix.prefix_len()) else {
+            continue;
+        };
+        let hops = if r.resolved.is_empty() {
+            &r.nexthops
+        } else {
+            &r.resolved
+        };
+        let mut nexthops: Vec<(Option<Ipv4Addr>, String)> = hops
+            .iter()
+            .filter_map(|h| {
+                let name = links.get(&h.ifindex?)?.0.clone();
+                Some((h.gateway, name))
+            })
+            .collect();
+        nexthops.sort();
+        nexthops.dedup();
+        if !nexthops.is_empty() {
+            out.push(LearnedRoute { prefix, nexthops });
+        }
+    }
+    out
+}
+
 fn kernel_route(prefix: rib::Ipv4Net, nexthops: &[NextHop]) -> Option<KernelRoute> {
     if nexthops.is_empty() {
         return None;
@@ -1424,6 +1516,45 @@ fn kernel_route(prefix: rib::Ipv4Net, nexthops: &[NextHop]) -> Option<KernelRout
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn learned_routes_are_the_selected_ospf_ones_with_interface_names() {
+        let mut rib = Rib::new();
+        rib.address_add(2, Ipv4Addr::new(10, 0, 0, 1), 24)
+            .expect("address");
+        let gw = Ipv4Addr::new(10, 0, 0, 2);
+        let default = rib::Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("prefix");
+        let far = rib::Ipv4Net::new(Ipv4Addr::new(172, 31, 0, 0), 24).expect("prefix");
+        // A static route to `far` wins over OSPF's (distance 1 < 110).
+        rib.update(
+            Source::Static,
+            rib::Route::new(far, vec![NextHop::via_dev(gw, 2)]),
+        )
+        .expect("static");
+        rib.apply(
+            Source::Ospf,
+            vec![
+                RouteChange::Update(rib::Route::new(default, vec![NextHop::via_dev(gw, 2)])),
+                RouteChange::Update(rib::Route::new(far, vec![NextHop::via_dev(gw, 2)])),
+                // Through an interface the kernel does not list: left out.
+                RouteChange::Update(rib::Route::new(
+                    rib::Ipv4Net::new(Ipv4Addr::new(198, 51, 100, 0), 24).expect("prefix"),
+                    vec![NextHop::via_dev(Ipv4Addr::new(10, 0, 0, 3), 9)],
+                )),
+            ],
+        )
+        .expect("ospf");
+        let mut links = BTreeMap::new();
+        links.insert(2, ("ftap0".to_string(), true));
+        let got = learned_routes(&rib.routes(), &links);
+        assert_eq!(
+            got,
+            [LearnedRoute {
+                prefix: "0.0.0.0/0".parse().expect("net"),
+                nexthops: vec![(Some(gw), "ftap0".to_string())],
+            }]
+        );
+    }
 
     #[test]
     fn kernel_route_sorts_and_merges_nexthops() {

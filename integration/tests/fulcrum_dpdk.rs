@@ -7,7 +7,11 @@
 //! and `fulcrum services --stats` / `/metrics` showing the counters. Then FRR (zebra +
 //! ospfd) in the client namespace peers OSPF with fulcrumd over the twin `ftap0`, learns
 //! a third service's VIP (outside every connected subnet) and the client reaches it
-//! through that route.
+//! through that route. FRR also originates a default route (`default-information
+//! originate always`) and routes for a far client namespace two hops from the balancer:
+//! the node has no static route to it, so FullNAT replies to the far client leave only
+//! through the OSPF-learned default route in the dataplane FIB (requests fail before
+//! FRR runs, 200 succeed after).
 //!
 //! The daemon is built once with `cargo build -p appliance --bins` into the target
 //! directory this test runs from.
@@ -28,6 +32,13 @@ const RS: [Ipv4Addr; 2] = [
 ];
 /// VIP announced over OSPF (reachable by the client only through the learned route).
 const OSPF_VIP: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 100);
+/// Client two hops away, behind the FRR router (the client namespace); in no subnet
+/// and no static route of the balancer.
+const FAR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The FRR router's address on the far client's link.
+const FAR_GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Requests from the far client.
+const FAR_N: usize = 200;
 /// Local address of the OSPF-announced service.
 const LIP2: Ipv4Addr = Ipv4Addr::new(192, 168, 7, 189);
 /// Requests per service.
@@ -102,6 +113,7 @@ fn first_cpu() -> usize {
 /// unwinds).
 struct Lab {
     c: String,
+    far: String,
     lb: String,
     rs: String,
     dir: PathBuf,
@@ -113,13 +125,14 @@ impl Lab {
         let base = format!("flab-fdpdk-{}", std::process::id());
         let lab = Lab {
             c: format!("{base}-c"),
+            far: format!("{base}-f"),
             lb: format!("{base}-lb"),
             rs: format!("{base}-rs"),
             dir: PathBuf::from(format!("/tmp/{base}")),
             daemon: None,
         };
         std::fs::create_dir_all(&lab.dir).expect("lab dir");
-        for ns in [&lab.c, &lab.lb, &lab.rs] {
+        for ns in [&lab.c, &lab.far, &lab.lb, &lab.rs] {
             must("ip", &["netns", "add", ns]);
             must("ip", &["-n", ns, "link", "set", "lo", "up"]);
         }
@@ -137,6 +150,31 @@ impl Lab {
                 "netns", &lab.lb,
             ],
         );
+        // The far client behind the client namespace, which routes for it.
+        must(
+            "ip",
+            &[
+                "link", "add", "f0", "netns", &lab.far, "type", "veth", "peer", "name", "c1",
+                "netns", &lab.c,
+            ],
+        );
+        must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &lab.c,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ],
+        );
+        for (ns, dev, addr) in [(&lab.far, "f0", FAR), (&lab.c, "c1", FAR_GW)] {
+            must(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev],
+            );
+        }
         // The balancer's kernel answers only through the twins, never on the DPDK ports.
         for (k, v) in [
             ("net.ipv6.conf.all.disable_ipv6", "1"),
@@ -187,7 +225,12 @@ impl Lab {
             );
         }
         // af_packet sees what the sender's stack left: checksums computed in software.
-        for (ns, dev) in [(&lab.c, "c0"), (&lab.rs, "r0")] {
+        for (ns, dev) in [
+            (&lab.c, "c0"),
+            (&lab.c, "c1"),
+            (&lab.far, "f0"),
+            (&lab.rs, "r0"),
+        ] {
             must("ip", &["-n", ns, "link", "set", dev, "up"]);
             must(
                 "ip",
@@ -196,6 +239,18 @@ impl Lab {
                 ],
             );
         }
+        must(
+            "ip",
+            &[
+                "-n",
+                &lab.far,
+                "route",
+                "add",
+                "default",
+                "via",
+                &FAR_GW.to_string(),
+            ],
+        );
         // NAT mode: replies to the client go back through the balancer.
         must(
             "ip",
@@ -387,7 +442,8 @@ dead_interval = "4s"
             "hostname c\nlog file {dd}/ospfd.log\n!\ninterface c0\n ip ospf network point-to-point\n \
              ip ospf hello-interval 1\n ip ospf dead-interval 4\n!\nrouter ospf\n \
              ospf router-id {CLIENT}\n timers lsa min-arrival 0\n \
-             network 10.0.0.0/24 area 0.0.0.0\n!\n"
+             network 10.0.0.0/24 area 0.0.0.0\n \
+             default-information originate always\n!\n"
         );
         std::fs::write(d.join("zebra.conf"), zebra).expect("zebra.conf");
         std::fs::write(d.join("ospfd.conf"), ospfd).expect("ospfd.conf");
@@ -430,6 +486,11 @@ dead_interval = "4s"
     /// `count` requests to `url` from the client, each on its own connection: one line
     /// per request, `<body> <http code>`.
     fn requests(&self, url: &str, count: usize) -> Vec<String> {
+        self.requests_from(&self.c, url, count)
+    }
+
+    /// `count` requests to `url` from namespace `ns`, as [`Lab::requests`].
+    fn requests_from(&self, ns: &str, url: &str, count: usize) -> Vec<String> {
         let mut lines = Vec::with_capacity(count);
         let mut left = count;
         while left > 0 {
@@ -437,7 +498,7 @@ dead_interval = "4s"
             let mut args: Vec<String> = [
                 "netns",
                 "exec",
-                &self.c,
+                ns,
                 "curl",
                 "-s",
                 "--connect-timeout",
@@ -493,7 +554,7 @@ impl Drop for Lab {
         }
         // What every ospfd leaves on exit.
         let _ = std::fs::remove_file("/var/run/frr/ospfd-gr.json");
-        for ns in [&self.c, &self.lb, &self.rs] {
+        for ns in [&self.c, &self.far, &self.lb, &self.rs] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -668,6 +729,14 @@ fn fulcrumd_dpdk_mode_balances_fullnat_nat_and_announces_over_ospf() {
         "counters lost on reload: {nat}"
     );
 
+    // The far client reaches the VIP through the client namespace, but the balancer has
+    // no route back to it yet: the FullNAT replies are dropped.
+    let before = lab.requests_from(&lab.far, &format!("http://{VIP}:8080/"), 1);
+    assert!(
+        before.len() == 1 && before.iter().all(|l| l.ends_with(" 000")),
+        "far client served without a route back: {before:?}"
+    );
+
     // OSPF over the twin: FRR in the client namespace learns the third VIP from fulcrumd
     // and the client reaches it through that route (it is in no connected subnet).
     lab.start_frr();
@@ -693,6 +762,52 @@ fn fulcrumd_dpdk_mode_balances_fullnat_nat_and_announces_over_ospf() {
     let want = format!(" via={LIP2} client={LIP2} 200");
     assert_eq!(lines.len(), 20, "{lines:?}");
     assert!(lines.iter().all(|l| l.ends_with(&want)), "{lines:?}");
+
+    // The node learned FRR's default route over OSPF; the dataplane FIB has it, and the
+    // FullNAT replies to the far client follow it (the servers see the client address
+    // only in the PROXY header).
+    let t0 = Instant::now();
+    loop {
+        let routes = lab.cli(&fulcrum, &["routes"]).unwrap_or_else(|e| e);
+        if routes.contains("0.0.0.0/0") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no OSPF default route: {routes}\n{}",
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // One request at a time until the dataplane has the route (fails fast without it).
+    let t0 = Instant::now();
+    loop {
+        let one = lab.requests_from(&lab.far, &format!("http://{VIP}:8080/"), 1);
+        if one.iter().all(|l| l.ends_with(" 200")) && one.len() == 1 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "far client not served through the OSPF default route: {one:?}\n{}",
+            lab.log()
+        );
+    }
+    let far = lab.requests_from(&lab.far, &format!("http://{VIP}:8080/"), FAR_N);
+    let want = format!(" via={LIP} client={FAR} 200");
+    let bad: Vec<&String> = far.iter().filter(|l| !l.ends_with(&want)).collect();
+    assert_eq!(far.len(), FAR_N, "{far:?}");
+    assert!(
+        bad.is_empty(),
+        "far client: {} of {FAR_N} wrong, first {:?}\n{}",
+        bad.len(),
+        bad.first(),
+        lab.log()
+    );
+    assert!(
+        lab.log().contains("dataplane: FIB rebuilt with"),
+        "{}",
+        lab.log()
+    );
 
     // SIGTERM stops the forwarding loop, closes the ports and exits cleanly.
     let mut d = lab.daemon.take().expect("daemon");

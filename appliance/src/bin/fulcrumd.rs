@@ -86,17 +86,21 @@ fn main() -> ExitCode {
         // Health decides which VIPs to announce; routing announces them over OSPF.
         let (vip_tx, vip_rx) = appliance::health_driver::vip_channel();
         let mut health = appliance::health_driver::HealthDriver::new(vip_tx);
+        let mut routing = appliance::routing::Routing::with_health_vips(vip_rx);
         if let Some(dp) = dataplane {
             dp.setup_twins().await.map_err(|e| e.to_string())?;
             // Health verdicts also drive the real servers' availability and weights.
             let (tx, rx) = appliance::dataplane_driver::verdict_channel();
             health = health.with_verdicts(tx);
-            daemon.add_subsystem(Box::new(dp.with_verdicts(rx)));
+            // The OSPF routes the RIB selects also go into the dataplane's FIB.
+            let (routes_tx, routes_rx) = appliance::routing::learned_routes_channel();
+            routing = routing.with_learned_routes(routes_tx);
+            daemon.add_subsystem(Box::new(
+                dp.with_verdicts(rx).with_learned_routes(routes_rx),
+            ));
         }
         daemon.add_subsystem(Box::new(health));
-        daemon.add_subsystem(Box::new(appliance::routing::Routing::with_health_vips(
-            vip_rx,
-        )));
+        daemon.add_subsystem(Box::new(routing));
         tracing::info!(
             "fulcrumd {} starting with {}",
             env!("CARGO_PKG_VERSION"),
