@@ -19,6 +19,11 @@ use crate::packet::{
     Body, DbDescription, DdFlags, Hello, LsRequestEntry, LsUpdate, Repr, WireLsa, HEADER_LEN,
 };
 use crate::spf::{self, RouteDiff, RouteTable, Spf, SpfInterface};
+
+/// Extra wait before a shutdown flush that follows a recent origination, beyond
+/// MinLSArrival: covers the delay between our send and the neighbor's install of the
+/// previous instance, from which the neighbor measures MinLSArrival (§13 step 5(a)).
+const FLUSH_SKEW_MARGIN: Duration = Duration::from_millis(200);
 use crate::{DropReason, Ipv4Net, Options, RxContext, ALL_D_ROUTERS, ALL_SPF_ROUTERS};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -2046,7 +2051,16 @@ impl Instance {
             // discard it under their MinLSArrival, §13 step 5(a)); a shutdown waits only
             // for MinLSArrival since the last instance, then flushes at once
             let gap = if self.shutdown_at.is_some() {
-                self.min_ls_interval.min(self.min_ls_arrival)
+                // The neighbor measures MinLSArrival from when it installed the previous
+                // instance, which is later than our send; a flush sent exactly
+                // MinLSArrival after it can be discarded (BIRD does), leaving the
+                // retransmission to land after the shutdown cap. Keep a margin.
+                let g = self.min_ls_interval.min(self.min_ls_arrival);
+                if g.is_zero() {
+                    g
+                } else {
+                    g + FLUSH_SKEW_MARGIN
+                }
             } else {
                 self.min_ls_interval
             };
