@@ -522,6 +522,10 @@ pub struct Dataplane {
     /// Forwarding lcores.
     #[serde(default = "one_u32")]
     pub workers: u32,
+    /// Microseconds a forwarding loop sleeps once it has found no frame for a while
+    /// (0, the default: busy polling). For nodes that share their cores with other work.
+    #[serde(default)]
+    pub idle_sleep_us: u32,
 }
 
 impl Default for Dataplane {
@@ -530,6 +534,7 @@ impl Default for Dataplane {
             mode: default_mode(),
             eal: Vec::new(),
             workers: 1,
+            idle_sleep_us: 0,
         }
     }
 }

@@ -173,6 +173,7 @@ pub fn backend_config(c: &Config) -> Result<BackendConfig, DataplaneError> {
         mbufs: 8191,
         rx_desc: 512,
         tx_desc: 512,
+        idle_sleep: Duration::from_micros(u64::from(c.dataplane.idle_sleep_us)),
     })
 }
 

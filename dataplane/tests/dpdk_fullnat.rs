@@ -165,6 +165,9 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
         mbufs: 4095,
         rx_desc: 512,
         tx_desc: 512,
+        // The worker lcore shares its CPU with the test thread (the main lcore): sleeping
+        // when idle gives the CPU back to curl and nginx, and exercises the idle path.
+        idle_sleep: std::time::Duration::from_micros(50),
     };
     let backend = Backend::new(&cfg).expect("backend");
     let macs = backend.port_macs();
@@ -308,6 +311,8 @@ fn fullnat_through_dpdk_ports_with_kernel_twins() {
     assert_eq!(l.pending_dropped.get(), 0);
     assert_eq!(l.control_applied.get(), n_cmds);
     assert_eq!(l.control_errors.get(), 0);
+    // Idle spells between the requests put the loop to sleep, and it kept serving.
+    assert!(l.idle_sleeps.get() > 0, "no idle sleep taken");
     assert_eq!(
         l.multi_segment.get() + l.bad_bounds.get() + l.bad_port.get(),
         0

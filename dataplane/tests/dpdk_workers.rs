@@ -122,6 +122,7 @@ fn two_workers_share_connections_and_hand_over_to_the_owner() {
         mbufs: 8191,
         rx_desc: 512,
         tx_desc: 512,
+        idle_sleep: std::time::Duration::ZERO,
     };
     let backend = Backend::with_queues(&cfg, 2).expect("backend");
     let macs = backend.port_macs();

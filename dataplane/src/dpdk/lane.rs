@@ -348,6 +348,10 @@ pub(super) struct Loop<'p> {
     peers: Option<Peers>,
     /// Handed-over frames waiting to be processed, per port.
     handed: Vec<MbufArray<'static>>,
+    /// Sleep between rounds once idle ([`super::BackendConfig::idle_sleep`]).
+    idle_sleep: Duration,
+    /// Rounds in a row that found no frame.
+    idle_streak: u32,
 }
 
 impl<'p> Loop<'p> {
@@ -373,7 +377,16 @@ impl<'p> Loop<'p> {
             next_tick: Duration::ZERO,
             peers: None,
             handed: Vec::new(),
+            idle_sleep: Duration::ZERO,
+            idle_streak: 0,
         }
+    }
+
+    /// Sleeps `d` between rounds after [`super::IDLE_ROUNDS_BEFORE_SLEEP`] empty rounds
+    /// in a row (zero: busy polling).
+    pub(super) fn with_idle_sleep(mut self, d: Duration) -> Loop<'p> {
+        self.idle_sleep = d;
+        self
     }
 
     /// Makes this loop one of a worker set.
@@ -431,6 +444,13 @@ impl<'p> Loop<'p> {
         self.c.lcore.rounds.add(1);
         if got == 0 {
             self.c.lcore.idle_rounds.add(1);
+            self.idle_streak = self.idle_streak.saturating_add(1);
+            if !self.idle_sleep.is_zero() && self.idle_streak >= super::IDLE_ROUNDS_BEFORE_SLEEP {
+                self.c.lcore.idle_sleeps.add(1);
+                std::thread::sleep(self.idle_sleep);
+            }
+        } else {
+            self.idle_streak = 0;
         }
     }
 

@@ -55,6 +55,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Data room of each mbuf: 2048 bytes of frame plus DPDK's default 128-byte headroom.
 pub const MBUF_DATA_ROOM: u16 = 2048 + 128;
@@ -120,7 +121,17 @@ pub struct BackendConfig {
     pub rx_desc: u16,
     /// Transmit descriptors per queue.
     pub tx_desc: u16,
+    /// How long a loop sleeps after [`IDLE_ROUNDS_BEFORE_SLEEP`] rounds in a row found no
+    /// frame (`Duration::ZERO`, the default: busy polling, as DPDK applications do). A
+    /// few tens of microseconds give the CPU back on a node that shares cores with
+    /// other work (labs, small VMs) at the cost of that much latency on the first frame
+    /// after a quiet spell; the RX rings absorb what arrives meanwhile.
+    pub idle_sleep: Duration,
 }
+
+/// Consecutive empty rounds before a loop with a non-zero
+/// [`BackendConfig::idle_sleep`] starts sleeping between rounds.
+pub const IDLE_ROUNDS_BEFORE_SLEEP: u32 = 256;
 
 impl Default for BackendConfig {
     fn default() -> Self {
@@ -131,6 +142,7 @@ impl Default for BackendConfig {
             mbufs: 8191,
             rx_desc: 1024,
             tx_desc: 1024,
+            idle_sleep: Duration::ZERO,
         }
     }
 }
@@ -204,6 +216,8 @@ pub struct LoopCounters {
     pub rounds: Counter,
     /// Rounds that received nothing.
     pub idle_rounds: Counter,
+    /// Sleeps taken after a run of idle rounds ([`BackendConfig::idle_sleep`]).
+    pub idle_sleeps: Counter,
     /// Multi-segment frames freed (the core needs contiguous frames).
     pub multi_segment: Counter,
     /// Frames whose new bounds could not be written back to the mbuf (freed).
@@ -355,6 +369,7 @@ pub struct Backend {
     ports: Vec<PortPair>,
     counters: Arc<BackendCounters>,
     stop: StopHandle,
+    idle_sleep: Duration,
 }
 
 impl Backend {
@@ -428,6 +443,7 @@ impl Backend {
             ports,
             counters,
             stop: StopHandle(Arc::new(AtomicBool::new(false))),
+            idle_sleep: cfg.idle_sleep,
         })
     }
 
@@ -488,12 +504,14 @@ impl Backend {
             ports,
             counters,
             stop,
+            idle_sleep,
         } = self;
         let mut lanes = Vec::with_capacity(ports.len());
         for p in ports {
             lanes.push(lane::Lane::new(p.port, p.twin));
         }
-        let mut fwd = lane::Loop::new(eal, &pool, lanes, worker, counters);
+        let mut fwd =
+            lane::Loop::new(eal, &pool, lanes, worker, counters).with_idle_sleep(idle_sleep);
         while !stop.is_stopped() {
             fwd.round(&control.0);
         }

@@ -9,6 +9,7 @@ use crate::worker::Worker;
 use dpdk_sys::{Eal, Mempool, Port, PortControl};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Frames (and messages) each hand-over ring holds; one ring per ordered pair of
 /// workers.
@@ -85,6 +86,7 @@ impl Backend {
             ports,
             counters: _,
             stop,
+            idle_sleep,
         } = self;
         let handover: Vec<Arc<HandoverCounters>> =
             (0..n).map(|_| Arc::new(HandoverCounters::new(n))).collect();
@@ -151,7 +153,7 @@ impl Backend {
             let stop = stop.clone();
             let pool = Arc::clone(&pool);
             let launched = eal.remote_launch(lcore, move || {
-                let r = run_seat(eal, &pool, seat, worker, &control, &stop);
+                let r = run_seat(eal, &pool, seat, worker, &control, &stop, idle_sleep);
                 let code = i32::from(r.is_err());
                 let _ = tx.send(r);
                 code
@@ -176,8 +178,11 @@ fn run_seat(
     worker: Worker,
     control: &ControlRx,
     stop: &StopHandle,
+    idle_sleep: Duration,
 ) -> Result<Worker> {
-    let mut fwd = Loop::new(eal, pool, seat.lanes, worker, seat.counters).with_peers(seat.peers);
+    let mut fwd = Loop::new(eal, pool, seat.lanes, worker, seat.counters)
+        .with_peers(seat.peers)
+        .with_idle_sleep(idle_sleep);
     while !stop.is_stopped() {
         fwd.round(&control.0);
     }
