@@ -928,6 +928,9 @@ address = "192.168.7.27"
         assert!(!sock.exists(), "socket removed on shutdown");
     }
 
+    /// (subsystem, event, when).
+    type EventLog = Arc<Mutex<Vec<(&'static str, &'static str, Instant)>>>;
+
     /// A subsystem that records when it saw the shutdown signal and when it finished,
     /// taking `linger` to finish (an OSPF flush waiting for acknowledgements).
     struct Recorder {
@@ -935,7 +938,7 @@ address = "192.168.7.27"
         topics: &'static [Topic],
         forwards: bool,
         linger: Duration,
-        log: Arc<Mutex<Vec<(&'static str, &'static str, Instant)>>>,
+        log: EventLog,
     }
 
     impl Subsystem for Recorder {
