@@ -744,6 +744,7 @@ fn reload_under_load_keeps_every_connection_and_a_broken_file_changes_nothing() 
         "{refused}"
     );
     assert!(refused.contains("running configuration stays"), "{refused}");
+    eprintln!("broken file refused: {refused}");
     let table = lab
         .cli(&fulcrum, &["services"])
         .unwrap_or_else(|e| panic!("{e}"));
