@@ -171,6 +171,8 @@ struct Lab {
     daemon: Option<Child>,
     frr: bool,
     loads: Vec<Child>,
+    /// The socket fulcrumd's systemd notifications arrive on (`$NOTIFY_SOCKET`).
+    notify: Option<std::os::unix::net::UnixDatagram>,
 }
 
 impl Lab {
@@ -185,6 +187,7 @@ impl Lab {
             daemon: None,
             frr: false,
             loads: Vec::new(),
+            notify: None,
         };
         std::fs::create_dir_all(&lab.dir).expect("lab dir");
         for ns in [&lab.c, &lab.far, &lab.lb, &lab.rs] {
@@ -420,12 +423,16 @@ dead_interval = "4s"
     fn start_daemon(&mut self, fulcrumd: &Path, config: &str) {
         std::fs::write(self.config_path(), config).expect("fulcrum.toml");
         let log = std::fs::File::create(self.dir.join("fulcrumd.log")).expect("log");
+        let notify_path = self.dir.join("notify.sock");
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+        self.notify = Some(notify);
         let child = Command::new("ip")
             .args(["netns", "exec", &self.lb])
             .arg(fulcrumd)
             .arg("--config")
             .arg(self.config_path())
             .env("RUNTIME_DIRECTORY", &self.dir)
+            .env("NOTIFY_SOCKET", &notify_path)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -472,6 +479,31 @@ dead_interval = "4s"
                     "0",
                 ],
             );
+        }
+    }
+
+    /// systemd notifications from fulcrumd until one contains `want` (at most `secs`).
+    fn notifications_until(&self, want: &str, secs: u64) -> Vec<String> {
+        let sock = self.notify.as_ref().expect("daemon started");
+        let t0 = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let left = Duration::from_secs(secs).saturating_sub(t0.elapsed());
+            assert!(
+                !left.is_zero(),
+                "no {want:?} from fulcrumd within {secs} s: {seen:?}\n{}",
+                self.log()
+            );
+            sock.set_read_timeout(Some(left)).expect("timeout");
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = m.contains(want);
+                seen.push(m);
+                if done {
+                    return seen;
+                }
+            }
         }
     }
 
@@ -664,6 +696,16 @@ fn reload_under_load_keeps_every_connection_and_a_broken_file_changes_nothing() 
     let after: [(usize, u32); 2] = [(0, 3), (2, 1)];
     let url = format!("http://{VIP}/");
     lab.start_daemon(&fulcrumd, &lab.config(VIP, &before, false));
+    // READY=1 (systemd) only once the dataplane is programmed: the table is complete
+    // at the first look.
+    let ready = lab.notifications_until("READY=1", 60);
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    let v = lab.services(&fulcrum);
+    assert_eq!(
+        v["services"][0]["real_servers"].as_array().map(Vec::len),
+        Some(2),
+        "services at READY=1: {v}"
+    );
     lab.wait_servers(&fulcrum, &before);
     // Until the dataplane forwards (ARP for the VIP, the twins up).
     let t0 = Instant::now();
@@ -706,6 +748,8 @@ fn reload_under_load_keeps_every_connection_and_a_broken_file_changes_nothing() 
         .cli(&fulcrum, &["reload"])
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
     assert!(reloaded.contains("generation 2"), "{reloaded}");
+    let around = lab.notifications_until("READY=1", 5);
+    assert!(around[0].starts_with("RELOADING=1"), "{around:?}");
     lab.wait_servers(&fulcrum, &after);
     let removed_at = unix_ms(SystemTime::now());
 
@@ -847,6 +891,13 @@ fn sigterm_withdraws_the_vip_before_forwarding_stops() {
         ],
     );
     lab.start_daemon(&fulcrumd, &lab.config(OSPF_VIP, &servers, true));
+    lab.notifications_until("READY=1", 60);
+    assert!(
+        lab.log()
+            .contains("OSPF router 10.0.0.1 area 0.0.0.0 started"),
+        "READY=1 before OSPF started:\n{}",
+        lab.log()
+    );
     let vip32 = format!("{OSPF_VIP}/32");
     let route = |lab: &Lab| run("ip", &["-n", &lab.c, "route", "show", &vip32]).unwrap_or_default();
     let t0 = Instant::now();
@@ -916,6 +967,17 @@ fn sigterm_withdraws_the_vip_before_forwarding_stops() {
     let w = lab.wrk_result(wrk, true);
     let log = lab.log();
     assert!(status.success(), "{status:?}\n{log}");
+    // systemd saw the stages in order.
+    let stages = lab.notifications_until("stopping the dataplane", 1);
+    assert_eq!(
+        stages,
+        [
+            "STOPPING=1\nSTATUS=stopping: withdrawing the VIPs",
+            "STATUS=stopping: draining established connections for 1000 ms",
+            "STATUS=stopping: stopping the dataplane",
+        ],
+        "{log}"
+    );
 
     let hits: Vec<Hit> = (0..2).flat_map(|i| lab.hits(i)).collect();
     let last = hits.iter().map(|h| h.ms).fold(f64::NEG_INFINITY, f64::max);
