@@ -453,8 +453,15 @@ impl Daemon {
                 }
             }
         }
-        shared.notifier.status("stopping: stopping the dataplane");
-        tracing::info!("shutdown: stopping the dataplane, the control socket and metrics");
+        if forwarders > 0 {
+            shared.notifier.status("stopping: stopping the dataplane");
+            tracing::info!("shutdown: stopping the dataplane, the control socket and metrics");
+        } else {
+            shared
+                .notifier
+                .status("stopping: closing the control socket and metrics");
+            tracing::info!("shutdown: closing the control socket and metrics");
+        }
         let _ = shutdown_tx.send(true);
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(STOP_WAIT, drain).await.is_err() {
