@@ -456,7 +456,30 @@ fn render_status(v: &StatusView) -> String {
     s
 }
 
-/// The `ipvsadm -Ln` layout (with `--stats` or `--rate` columns when present).
+/// A counter as ipvsadm prints it in `--stats` and `--rate` columns: right-aligned in 9
+/// characters, from 100 million on in thousands (`K`), millions (`M`), billions (`G`) or
+/// trillions (`T`) so that the column keeps its width.
+pub fn large_number(n: u64) -> String {
+    const UNITS: [(u64, u64, char); 4] = [
+        (1_000_000_000, 1_000, 'K'),
+        (100_000_000_000, 1_000_000, 'M'),
+        (100_000_000_000_000, 1_000_000_000, 'G'),
+        (u64::MAX, 1_000_000_000_000, 'T'),
+    ];
+    if n < 100_000_000 {
+        return format!("{n:>9}");
+    }
+    let (_, div, unit) = UNITS
+        .iter()
+        .copied()
+        .find(|(below, _, _)| n < *below)
+        .unwrap_or(UNITS[3]);
+    format!("{:>8}{unit}", n / div)
+}
+
+/// The `ipvsadm -Ln` layout (with `--stats` or `--rate` columns when present): the title
+/// lines, then each service (`TCP  VIP:PORT` in 33 columns before the counters) and its
+/// real servers (`  -> ADDR:PORT` in 28 columns). Trailing blanks are not printed.
 pub fn render_services(v: &ServicesView) -> String {
     let stats = v.services.iter().any(|s| s.stats.is_some());
     let rate = v.services.iter().any(|s| s.rate.is_some());
@@ -475,15 +498,22 @@ pub fn render_services(v: &ServicesView) -> String {
         out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
         out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     }
-    let nums5 =
-        |a: u64, b: u64, c: u64, d: u64, e: u64| format!("{a:>8} {b:>8} {c:>8} {d:>8} {e:>8}");
+    let large5 = |a: u64, b: u64, c: u64, d: u64, e: u64| {
+        [a, b, c, d, e]
+            .into_iter()
+            .map(large_number)
+            .collect::<String>()
+    };
+    let mut line = |l: String| {
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
     for s in &v.services {
-        let vip = hostport(s.vip, s.port);
-        let prot = s.protocol.to_uppercase();
+        let svc = format!("{}  {}", s.protocol.to_uppercase(), hostport(s.vip, s.port));
         if let Some(c) = s.stats.filter(|_| stats) {
-            out.push_str(&format!(
-                "{prot:<4} {vip:<33}{}\n",
-                nums5(
+            line(format!(
+                "{svc:<33}{}",
+                large5(
                     c.conns,
                     c.in_packets,
                     c.out_packets,
@@ -492,22 +522,26 @@ pub fn render_services(v: &ServicesView) -> String {
                 )
             ));
         } else if let Some(r) = s.rate.filter(|_| rate) {
-            out.push_str(&format!(
-                "{prot:<4} {vip:<33}{}\n",
-                nums5(r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps)
+            line(format!(
+                "{svc:<33}{}",
+                large5(r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps)
             ));
+        } else if stats || rate {
+            line(svc);
         } else {
-            out.push_str(
-                &format!("{prot:<4} {vip} {} {}\n", s.scheduler, s.flags.join(" "))
-                    .replace(" \n", "\n"),
-            );
+            let mut l = format!("{svc} {}", s.scheduler);
+            for f in &s.flags {
+                l.push(' ');
+                l.push_str(f);
+            }
+            line(l);
         }
         for r in &s.real_servers {
             let rs = hostport(r.address, r.port);
             if let Some(c) = r.stats.filter(|_| stats) {
-                out.push_str(&format!(
-                    "  -> {rs:<29}{}\n",
-                    nums5(
+                line(format!(
+                    "  -> {rs:<28}{}",
+                    large5(
                         c.conns,
                         c.in_packets,
                         c.out_packets,
@@ -516,13 +550,19 @@ pub fn render_services(v: &ServicesView) -> String {
                     )
                 ));
             } else if let Some(c) = r.rate.filter(|_| rate) {
-                out.push_str(&format!(
-                    "  -> {rs:<29}{}\n",
-                    nums5(c.cps, c.in_pps, c.out_pps, c.in_bps, c.out_bps)
+                line(format!(
+                    "  -> {rs:<28} {:>8} {:>8} {:>8}{}{}",
+                    c.cps,
+                    c.in_pps,
+                    c.out_pps,
+                    large_number(c.in_bps),
+                    large_number(c.out_bps)
                 ));
+            } else if stats || rate {
+                line(format!("  -> {rs}"));
             } else {
-                out.push_str(&format!(
-                    "  -> {rs:<28} {:<7} {:<6} {:<10} {}\n",
+                line(format!(
+                    "  -> {rs:<28} {:<7} {:<6} {:<10} {:<10}",
                     r.forward, r.weight, r.active_conns, r.inactive_conns
                 ));
             }
@@ -531,34 +571,38 @@ pub fn render_services(v: &ServicesView) -> String {
     out
 }
 
-fn render_conns(v: &ConnsView) -> String {
-    let rows: Vec<Vec<String>> = v
-        .conns
-        .iter()
-        .map(|c| {
-            vec![
-                format!("[{}]{}", c.worker, c.protocol),
-                format!("{}s", c.expires_seconds),
-                c.state.clone(),
-                c.client.clone(),
-                c.virtual_address.clone(),
-                c.local.clone().unwrap_or_else(|| "-".into()),
-                c.real_server.clone(),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "Pro",
-            "Expire",
-            "State",
-            "Source",
-            "Virtual",
-            "Local",
-            "Destination",
-        ],
-        &rows,
-    )
+/// The `ipvsadm -Lnc` layout of DPVS, with its local-address column: a title, then per
+/// connection `[worker]proto expire state source virtual local destination` (`-` as the
+/// local address of a connection without one, NAT/DR/TUN).
+pub fn render_conns(v: &ConnsView) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    let row = |pro: &str, expire: &str, state: &str, cells: [&str; 4]| {
+        let l = format!(
+            "{pro:<6} {expire:<6} {state:<11} {:<18} {:<18} {:<18} {}",
+            cells[0], cells[1], cells[2], cells[3]
+        );
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&row(
+        "pro",
+        "expire",
+        "state",
+        ["source", "virtual", "local", "destination"],
+    ));
+    for c in &v.conns {
+        out.push_str(&row(
+            &format!("[{}]{}", c.worker, c.protocol),
+            &format!("{}s", c.expires_seconds),
+            &c.state,
+            [
+                &c.client,
+                &c.virtual_address,
+                c.local.as_deref().unwrap_or("-"),
+                &c.real_server,
+            ],
+        ));
+    }
+    out
 }
 
 fn render_health(v: &HealthView) -> String {

@@ -485,6 +485,10 @@ pub struct Global {
     /// (withdrawn, or costed out); polled every second. See `docs/health.md`.
     #[serde(default)]
     pub drain_file: Option<PathBuf>,
+    /// On SIGTERM, how long the dataplane keeps forwarding established connections after
+    /// the VIPs are withdrawn (milliseconds, 0–600000).
+    #[serde(default = "default_shutdown_drain_ms")]
+    pub shutdown_drain_ms: u64,
 }
 
 impl Default for Global {
@@ -495,8 +499,13 @@ impl Default for Global {
             metrics: default_metrics(),
             metrics_enabled: true,
             drain_file: None,
+            shutdown_drain_ms: default_shutdown_drain_ms(),
         }
     }
+}
+
+fn default_shutdown_drain_ms() -> u64 {
+    2000
 }
 
 fn default_control_socket() -> PathBuf {
@@ -1375,6 +1384,15 @@ impl Validator {
                 "router id 0.0.0.0 is not allowed",
             );
         }
+        if c.global.shutdown_drain_ms > 600_000 {
+            self.err(
+                path!["global", "shutdown_drain_ms"],
+                format!(
+                    "shutdown drain must be at most 600000 ms (10 minutes), not {}",
+                    c.global.shutdown_drain_ms
+                ),
+            );
+        }
     }
 
     fn dataplane(&mut self, c: &Config) {
@@ -2105,6 +2123,21 @@ address = "192.168.7.27"
         let text = "[[service]]\nname = \"a\"\n[[service]]\nname = \"b\"\nvip = 10.0.0.1\n";
         let d = one_error(text);
         assert_eq!((d.line, d.key.as_str()), (5, "service[1].vip"), "{d}");
+    }
+
+    #[test]
+    fn shutdown_drain_defaults_to_two_seconds_and_is_bounded() {
+        let c = Config::parse(MINIMAL).expect("minimal");
+        assert_eq!(c.global.shutdown_drain_ms, 2000);
+        let text = MINIMAL.replace("[global]\n", "[global]\nshutdown_drain_ms = 600001\n");
+        let d = one_error(&text);
+        assert_eq!(
+            (d.line, d.key.as_str()),
+            (3, "global.shutdown_drain_ms"),
+            "{d}"
+        );
+        let text = MINIMAL.replace("[global]\n", "[global]\nshutdown_drain_ms = 0\n");
+        assert_eq!(Config::parse(&text).expect("0").global.shutdown_drain_ms, 0);
     }
 
     #[test]

@@ -11,8 +11,20 @@
 //! Reload (SIGHUP or `fulcrum reload`): the file is read and validated whole; a bad file is
 //! refused with the reasons and the running configuration stays. Changes to keys that need
 //! a restart (`[dataplane]`, `[global].control_socket`, `[global].metrics*`) are refused too.
-//! SIGTERM/SIGINT: the shutdown signal is sent, subsystems get 10 s to finish, the control
-//! socket file is removed.
+//! SIGTERM/SIGINT: the graceful shutdown sequence (see `docs/operations.md`):
+//! 1. `STOPPING=1`; the shutdown signal goes to every subsystem except those that forward
+//!    traffic ([`Subsystem::stops_after_drain`]): routing flushes the VIPs from OSPF and
+//!    waits for the neighbours' acknowledgements (capped), health stops probing;
+//! 2. once they have finished (at most 10 s), the forwarding subsystems keep running for
+//!    `[global].shutdown_drain_ms` (established connections drain while no new VIP traffic
+//!    arrives), the control socket and metrics still answering;
+//! 3. then they, the control socket and the metrics endpoint are stopped (10 s each at
+//!    most) and the control socket file is removed.
+//!
+//! systemd (`Type=notify`): `READY=1` once every forwarding subsystem answers its first
+//! request (the dataplane is programmed) and the OSPF subsystem answers (OSPF started);
+//! `RELOADING=1` … `READY=1` around reloads; `STOPPING=1` and `STATUS=` lines on
+//! shutdown ([`crate::notify`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +43,7 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::control::{self, ErrorBody, ReloadView, Request, ResponseEnvelope, StatusView};
 use crate::metrics::{self, Metrics};
+use crate::notify::Notifier;
 
 /// Errors of the daemon runtime.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +177,12 @@ pub trait Subsystem: Send + 'static {
     fn topics(&self) -> &'static [Topic];
     /// Runs until shutdown; an error stops the daemon.
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture;
+    /// Whether the subsystem forwards traffic. Such a subsystem receives the shutdown
+    /// signal last: after the others (OSPF flushing the VIPs, …) have finished and
+    /// `[global].shutdown_drain_ms` has passed. Default: no.
+    fn stops_after_drain(&self) -> bool {
+        false
+    }
 }
 
 struct Shared {
@@ -176,6 +195,8 @@ struct Shared {
     names: Vec<&'static str>,
     started: Instant,
     metrics: Metrics,
+    notifier: Notifier,
+    ready: std::sync::atomic::AtomicBool,
 }
 
 /// A daemon being assembled: a configuration plus subsystems; [`Daemon::run`] runs it.
@@ -184,6 +205,8 @@ pub struct Daemon {
     config: Config,
     subsystems: Vec<Box<dyn Subsystem>>,
     metrics: Metrics,
+    notifier: Notifier,
+    withdraw: watch::Sender<bool>,
 }
 
 fn unix_now() -> f64 {
@@ -203,7 +226,21 @@ impl Daemon {
             config,
             subsystems: Vec::new(),
             metrics,
+            notifier: Notifier::from_env(),
+            withdraw: watch::channel(false).0,
         })
+    }
+
+    /// Sends systemd notifications to `notifier` instead of `$NOTIFY_SOCKET`.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// The signal that shutdown has begun (the VIPs are being withdrawn); forwarding
+    /// subsystems use it to keep their state as it is while they drain.
+    pub fn shutdown_signal(&self) -> Shutdown {
+        Shutdown(self.withdraw.subscribe())
     }
 
     /// The metrics registry, for collectors created before the subsystems run.
@@ -250,6 +287,8 @@ impl Daemon {
             config,
             subsystems,
             metrics,
+            notifier,
+            withdraw: withdraw_tx,
         } = self;
         let socket_path = config.global.control_socket.clone();
         let metrics_addr = config
@@ -257,6 +296,9 @@ impl Daemon {
             .metrics_enabled
             .then_some(config.global.metrics);
         let (config_tx, _) = watch::channel(Arc::new(config));
+        // Two shutdown signals: `withdraw_tx` for most subsystems, `shutdown_tx` for the
+        // forwarding ones, the control socket and the metrics endpoint.
+        let withdraw_rx = withdraw_tx.subscribe();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
         // Wire topics to subsystems.
@@ -288,6 +330,8 @@ impl Daemon {
             names,
             started: Instant::now(),
             metrics: metrics.clone(),
+            notifier,
+            ready: std::sync::atomic::AtomicBool::new(false),
         });
 
         // Metrics first: a failure there must not leave a socket file behind.
@@ -302,7 +346,9 @@ impl Daemon {
         };
         let listener = bind_control_socket(&socket_path)?;
         tracing::info!("control socket {}", socket_path.display());
-        let mut tasks = JoinSet::new();
+        // `first`: stopped when shutdown begins; `last`: after the drain.
+        let mut first: JoinSet<TaskEnd> = JoinSet::new();
+        let mut tasks: JoinSet<TaskEnd> = JoinSet::new();
         if let Some((addr, l)) = metrics_listener {
             tracing::info!("metrics on http://{addr}/metrics");
             let rx = shutdown_rx.clone();
@@ -320,24 +366,44 @@ impl Daemon {
                 ("control", Ok(()))
             });
         }
+        let mut forwarders = 0;
         for (s, rx) in pending {
             let name = s.name();
+            let after_drain = s.stops_after_drain();
             let ctx = SubsystemContext {
                 config: shared.config_tx.subscribe(),
-                shutdown: Shutdown(shutdown_rx.clone()),
+                shutdown: Shutdown(if after_drain {
+                    shutdown_rx.clone()
+                } else {
+                    withdraw_rx.clone()
+                }),
                 requests: rx,
                 registry: metrics.registry().clone(),
             };
             tracing::info!("starting subsystem {name}");
             let fut = s.run(ctx);
-            tasks.spawn(async move { (name, fut.await) });
+            if after_drain {
+                forwarders += 1;
+                tasks.spawn(async move { (name, fut.await) });
+            } else {
+                first.spawn(async move { (name, fut.await) });
+            }
         }
 
         tokio::pin!(stop);
+        let readiness = wait_ready(&shared);
+        tokio::pin!(readiness);
+        let mut ready = false;
         let mut failure = None;
         loop {
             tokio::select! {
                 _ = &mut stop => break,
+                status = &mut readiness, if !ready => {
+                    ready = true;
+                    shared.ready.store(true, Ordering::SeqCst);
+                    tracing::info!("ready: {status}");
+                    shared.notifier.ready(&status);
+                }
                 Some(()) = reload.recv() => {
                     let v = do_reload(&shared).await;
                     if v.applied {
@@ -346,35 +412,60 @@ impl Daemon {
                         tracing::error!("reload refused: {}", v.message);
                     }
                 }
+                Some(done) = first.join_next() => {
+                    if let Some(e) = task_ended(done) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
                 Some(done) = tasks.join_next() => {
-                    match done {
-                        Ok((name, Ok(()))) => tracing::warn!("task {name} ended"),
-                        Ok((name, Err(e))) => {
-                            tracing::error!("subsystem {name} failed: {e}");
-                            failure = Some(DaemonError::Subsystem { name, source: e });
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::error!("task panicked or was cancelled: {e}");
-                            failure = Some(DaemonError::Subsystem {
-                                name: "task",
-                                source: SubsystemError(e.to_string()),
-                            });
-                            break;
-                        }
+                    if let Some(e) = task_ended(done) {
+                        failure = Some(e);
+                        break;
                     }
                 }
             }
         }
 
-        // Orderly shutdown.
+        // Orderly shutdown: withdraw, drain, stop forwarding.
+        shared.notifier.stopping("stopping: withdrawing the VIPs");
+        tracing::info!("shutdown: withdrawing the VIPs");
+        let _ = withdraw_tx.send(true);
+        let withdrawn = async { while first.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_WAIT, withdrawn).await.is_err() {
+            tracing::warn!("subsystems did not stop within {STOP_WAIT:?}; aborting them");
+            first.abort_all();
+        }
+        let drain_ms = shared.config_tx.borrow().global.shutdown_drain_ms;
+        if forwarders > 0 && drain_ms > 0 && failure.is_none() {
+            let status = format!("stopping: draining established connections for {drain_ms} ms");
+            tracing::info!(
+                "shutdown: VIPs withdrawn; draining established connections for {drain_ms} ms"
+            );
+            shared.notifier.status(&status);
+            let sleep = tokio::time::sleep(Duration::from_millis(drain_ms));
+            tokio::pin!(sleep);
+            // A forwarding subsystem that ends during the drain ends it.
+            tokio::select! {
+                _ = &mut sleep => {}
+                Some(done) = tasks.join_next() => {
+                    failure = task_ended(done);
+                }
+            }
+        }
+        if forwarders > 0 {
+            shared.notifier.status("stopping: stopping the dataplane");
+            tracing::info!("shutdown: stopping the dataplane, the control socket and metrics");
+        } else {
+            shared
+                .notifier
+                .status("stopping: closing the control socket and metrics");
+            tracing::info!("shutdown: closing the control socket and metrics");
+        }
         let _ = shutdown_tx.send(true);
         let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("subsystems did not stop within 10s; aborting them");
+        if tokio::time::timeout(STOP_WAIT, drain).await.is_err() {
+            tracing::warn!("subsystems did not stop within {STOP_WAIT:?}; aborting them");
             tasks.abort_all();
         }
         if let Err(e) = std::fs::remove_file(&socket_path) {
@@ -386,6 +477,71 @@ impl Daemon {
             None => Ok(()),
         }
     }
+}
+
+/// How long each shutdown stage may take before its tasks are aborted.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// What a task returns: its name and outcome.
+type TaskEnd = (&'static str, Result<(), SubsystemError>);
+
+/// Logs a task's end; the error that stops the daemon, if any.
+fn task_ended(done: Result<TaskEnd, tokio::task::JoinError>) -> Option<DaemonError> {
+    match done {
+        Ok((name, Ok(()))) => {
+            tracing::warn!("task {name} ended");
+            None
+        }
+        Ok((name, Err(e))) => {
+            tracing::error!("subsystem {name} failed: {e}");
+            Some(DaemonError::Subsystem { name, source: e })
+        }
+        Err(e) => {
+            tracing::error!("task panicked or was cancelled: {e}");
+            Some(DaemonError::Subsystem {
+                name: "task",
+                source: SubsystemError(e.to_string()),
+            })
+        }
+    }
+}
+
+/// Resolves once the subsystems that readiness depends on answer a first request: the
+/// dataplane (`services`: its services are programmed) and OSPF (`ospf_interfaces`: the
+/// speaker has started). Any answer counts, an error included (a subsystem that cannot
+/// start stops the daemon instead). Returns the `STATUS=` text.
+async fn wait_ready(shared: &Shared) -> String {
+    let probes = [
+        (
+            Topic::Dataplane,
+            Request::Services {
+                stats: false,
+                rate: false,
+            },
+        ),
+        (Topic::Ospf, Request::OspfInterfaces),
+    ];
+    for (topic, request) in probes {
+        if shared.routes.contains_key(&topic) {
+            if let Err(e) = dispatch(shared, request).await {
+                tracing::debug!("readiness probe {topic:?}: {}", e.message);
+            }
+        }
+    }
+    running_status(shared)
+}
+
+/// The `STATUS=` text of a running daemon.
+fn running_status(shared: &Shared) -> String {
+    format!(
+        "running: configuration generation {}, subsystems {}",
+        shared.generation.load(Ordering::Relaxed),
+        if shared.names.is_empty() {
+            "none".to_string()
+        } else {
+            shared.names.join(", ")
+        }
+    )
 }
 
 /// Binds the control socket: parent directory created (0700), a stale socket replaced,
@@ -562,6 +718,12 @@ fn restart_needed(old: &Config, new: &Config) -> Option<String> {
 
 async fn do_reload(shared: &Shared) -> ReloadView {
     let _guard = shared.reload_lock.lock().await;
+    let ready = shared.ready.load(Ordering::SeqCst);
+    if ready {
+        shared
+            .notifier
+            .reloading(&format!("reloading {}", shared.config_path.display()));
+    }
     let view = match Config::load(&shared.config_path) {
         Err(e) => ReloadView {
             applied: false,
@@ -597,6 +759,13 @@ async fn do_reload(shared: &Shared) -> ReloadView {
     shared.metrics.record_reload(view.applied, unix_now());
     if let Ok(mut g) = shared.last_reload.lock() {
         *g = Some(view.clone());
+    }
+    if ready {
+        let mut status = running_status(shared);
+        if !view.applied {
+            status.push_str("; last reload refused");
+        }
+        shared.notifier.ready(&status);
     }
     view
 }
@@ -764,6 +933,143 @@ address = "192.168.7.27"
         stop_tx.send(()).expect("stop");
         run.await.expect("join").expect("clean exit");
         assert!(!sock.exists(), "socket removed on shutdown");
+    }
+
+    /// (subsystem, event, when).
+    type EventLog = Arc<Mutex<Vec<(&'static str, &'static str, Instant)>>>;
+
+    /// A subsystem that records when it saw the shutdown signal and when it finished,
+    /// taking `linger` to finish (an OSPF flush waiting for acknowledgements).
+    struct Recorder {
+        name: &'static str,
+        topics: &'static [Topic],
+        forwards: bool,
+        linger: Duration,
+        log: EventLog,
+    }
+
+    impl Subsystem for Recorder {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn topics(&self) -> &'static [Topic] {
+            self.topics
+        }
+        fn stops_after_drain(&self) -> bool {
+            self.forwards
+        }
+        fn run(self: Box<Self>, mut ctx: SubsystemContext) -> SubsystemFuture {
+            Box::pin(async move {
+                loop {
+                    tokio::select! {
+                        _ = ctx.shutdown.wait() => break,
+                        Some(call) = ctx.requests.recv() => {
+                            let _ = call.reply.send(Ok(serde_json::json!({})));
+                        }
+                    }
+                }
+                let push = |what| {
+                    if let Ok(mut l) = self.log.lock() {
+                        l.push((self.name, what, Instant::now()));
+                    }
+                };
+                push("signal");
+                tokio::time::sleep(self.linger).await;
+                push("done");
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_withdraws_then_drains_then_stops_forwarding_with_notifications() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("control.sock");
+        let notify_path = dir.path().join("notify.sock");
+        let notify = tokio::net::UnixDatagram::bind(&notify_path).expect("bind");
+        let cfg_path = dir.path().join("fulcrum.toml");
+        let text = CONFIG.replace("SOCK", &sock.display().to_string()).replace(
+            "metrics_enabled = false",
+            "metrics_enabled = false\nshutdown_drain_ms = 300",
+        );
+        std::fs::write(&cfg_path, &text).expect("write");
+        let config = Config::load(&cfg_path).expect("load");
+        assert_eq!(config.global.shutdown_drain_ms, 300);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut d = Daemon::new(cfg_path, config)
+            .expect("daemon")
+            .with_notifier(Notifier::to(Some(notify_path.display().to_string())));
+        let mut began = d.shutdown_signal();
+        d.add_subsystem(Box::new(Recorder {
+            name: "routing",
+            topics: &[Topic::Ospf],
+            forwards: false,
+            linger: Duration::from_millis(150),
+            log: log.clone(),
+        }));
+        d.add_subsystem(Box::new(Recorder {
+            name: "dataplane",
+            topics: &[Topic::Dataplane],
+            forwards: true,
+            linger: Duration::ZERO,
+            log: log.clone(),
+        }));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (_reload_tx, reload_rx) = mpsc::channel(1);
+        let run = tokio::spawn(d.run_until(
+            async {
+                let _ = stop_rx.await;
+            },
+            reload_rx,
+        ));
+        let next = || async {
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), notify.recv(&mut buf))
+                .await
+                .expect("a notification within 5 s")
+                .expect("recv");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        // Both probed subsystems answered: READY=1.
+        let ready = next().await;
+        assert!(ready.starts_with("READY=1\nSTATUS=running"), "{ready}");
+        assert!(!began.is_set());
+
+        let t0 = Instant::now();
+        stop_tx.send(()).expect("stop");
+        let stopping = next().await;
+        assert_eq!(
+            stopping,
+            "STOPPING=1\nSTATUS=stopping: withdrawing the VIPs"
+        );
+        began.wait().await;
+        let draining = next().await;
+        assert_eq!(
+            draining,
+            "STATUS=stopping: draining established connections for 300 ms"
+        );
+        let last = next().await;
+        assert_eq!(last, "STATUS=stopping: stopping the dataplane");
+        run.await.expect("join").expect("clean exit");
+
+        let log = log.lock().expect("log").clone();
+        let at = |name, what| {
+            log.iter()
+                .find(|(n, w, _)| *n == name && *w == what)
+                .map(|(_, _, t)| *t)
+                .unwrap_or_else(|| panic!("{name} {what} missing: {log:?}"))
+        };
+        // The withdrawing subsystem is signalled at once; the forwarding one only after
+        // it finished and the drain passed.
+        assert!(at("routing", "signal") - t0 < Duration::from_millis(100));
+        let withdrawn = at("routing", "done");
+        let stopped = at("dataplane", "signal");
+        assert!(
+            stopped >= withdrawn + Duration::from_millis(300),
+            "dataplane stopped {:?} after the withdrawal",
+            stopped - withdrawn
+        );
+        assert!(!sock.exists());
     }
 
     #[test]

@@ -1470,6 +1470,11 @@ impl Subsystem for Dataplane {
         &[Topic::Dataplane]
     }
 
+    /// The dataplane forwards: it stops after the VIPs are withdrawn and the drain.
+    fn stops_after_drain(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture {
         Box::pin(async move {
             run(*self, ctx)

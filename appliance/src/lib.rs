@@ -22,6 +22,8 @@
 //!   `health` crate's services, VIP announcers with drains, and the VIP set handed to
 //!   the routing subsystem.
 //!
+//! - [`notify`]: systemd's readiness protocol (`READY=1`, `RELOADING=1`, `STOPPING=1`,
+//!   `STATUS=`) over `$NOTIFY_SOCKET`.
 //! - [`dataplane_driver`]: the dataplane subsystem of `dpdk` mode — the `dataplane`
 //!   crate's DPDK backend with kernel twins, the configured services programmed into it,
 //!   health verdicts, `services` and the ipvs-style metrics.
@@ -40,6 +42,7 @@ pub mod health_driver;
 pub mod keepalived;
 pub mod metrics;
 pub mod netlink;
+pub mod notify;
 pub mod ospf_socket;
 pub mod routing;
 #[cfg(test)]

@@ -28,18 +28,49 @@ struct Args {
 }
 
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colours only for a person at a terminal: never in the journal, a file or a pipe.
+    let ansi = !journal && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(false)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     // Under systemd the journal stamps each line itself.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if journal {
         builder.without_time().init();
     } else {
         builder.init();
     }
+}
+
+/// Relays the learned routes until shutdown begins, then keeps the last ones.
+fn freeze_on_shutdown(
+    mut from: tokio::sync::watch::Receiver<appliance::routing::LearnedRoutes>,
+    mut shutdown: appliance::daemon::Shutdown,
+) -> tokio::sync::watch::Receiver<appliance::routing::LearnedRoutes> {
+    let (tx, rx) = appliance::routing::learned_routes_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                changed = from.changed() => {
+                    // Checked after the change too: the routing task may publish the
+                    // flush's empty table before this task sees the signal.
+                    if changed.is_err() || shutdown.is_set() {
+                        break;
+                    }
+                    let routes = from.borrow_and_update().clone();
+                    tx.send_replace(routes);
+                }
+            }
+        }
+        // `tx` stays alive until the process exits: the dataplane keeps the last table.
+        std::future::pending::<()>().await;
+    });
+    rx
 }
 
 fn main() -> ExitCode {
@@ -92,9 +123,12 @@ fn main() -> ExitCode {
             // Health verdicts also drive the real servers' availability and weights.
             let (tx, rx) = appliance::dataplane_driver::verdict_channel();
             health = health.with_verdicts(tx);
-            // The OSPF routes the RIB selects also go into the dataplane's FIB.
+            // The OSPF routes the RIB selects also go into the dataplane's FIB, until
+            // shutdown begins: flushing our own LSAs empties our SPF, and the dataplane
+            // keeps the routes it had while it drains.
             let (routes_tx, routes_rx) = appliance::routing::learned_routes_channel();
             routing = routing.with_learned_routes(routes_tx);
+            let routes_rx = freeze_on_shutdown(routes_rx, daemon.shutdown_signal());
             daemon.add_subsystem(Box::new(
                 dp.with_verdicts(rx).with_learned_routes(routes_rx),
             ));
