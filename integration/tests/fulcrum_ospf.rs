@@ -342,14 +342,29 @@ fn frr_learned_ecmp_route_in_fulcrum_kernel_follows_withdrawals() {
         "eth0",
         "10.0.12.1/30",
     );
+    // Each router's stub network is a veth of its own to a host namespace: one veth pair
+    // between r1 and r2 would lose carrier on both ends at once when one end goes down,
+    // and the one-next-hop state in between could pass unseen. (No dummy interfaces:
+    // this kernel has no dummy module.)
+    let h1 = lab.router("h1").expect("h1");
+    let h2 = lab.router("h2").expect("h2");
     link(
         &lab,
         &r1,
         "stub",
         "198.51.100.1/24",
+        &h1,
+        "eth0",
+        "198.51.100.11/24",
+    );
+    link(
+        &lab,
         &r2,
         "stub",
         "198.51.100.2/24",
+        &h2,
+        "eth0",
+        "198.51.100.12/24",
     );
     let frr = |node: &Node, id: &str, uplink: &str| {
         node.frr(
@@ -388,7 +403,7 @@ fn frr_learned_ecmp_route_in_fulcrum_kernel_follows_withdrawals() {
         .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
     assert_eq!(route.gateways(), vec!["10.0.12.1"]);
 
-    // r2 withdraws too (the veth pair is down on both ends now): the route leaves.
+    // r2 withdraws too: the route leaves.
     r2.ip(&["link", "set", "stub", "down"]).expect("link down");
     f.wait_no_route(NET, DEADLINE)
         .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
