@@ -416,6 +416,17 @@ impl<'p> Loop<'p> {
                     self.worker.learn_neighbor(ip, mac, now);
                     self.c.lcore.control_applied.add(1);
                 }
+                Control::Timeouts(t) => {
+                    self.worker.set_timeouts(t);
+                    self.c.lcore.control_applied.add(1);
+                }
+                Control::Snapshot(req) => {
+                    let id = self.peers.as_ref().map_or(0, |p| p.me);
+                    let snap = super::conn_snapshot(&self.worker, id, now, req.limit);
+                    // The requester may have given up: nothing to do then.
+                    let _ = req.reply.try_send(snap);
+                    self.c.lcore.control_applied.add(1);
+                }
             }
         }
         // Frames handed over by the other loops first: their connection already waits.
