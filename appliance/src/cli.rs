@@ -179,8 +179,8 @@ const IPVSADM_LONG: &[(&str, bool)] = &[
 
 /// ipvsadm's short options: flags (`-p` takes an optional value, read as a positional),
 /// and those taking a value.
-const IPVSADM_SHORT_FLAGS: &str = "AEDCRSaedLlZhgimcnX6op";
-const IPVSADM_SHORT_VALUE: &str = "tufsMrwxyb";
+const IPVSADM_SHORT_FLAGS: &str = "AEDCRSaedLlZhgimcnX6opb";
+const IPVSADM_SHORT_VALUE: &str = "tufsMrwxy";
 
 /// The request for an `ipvsadm` command line: listing commands map to the `services` and
 /// `conns` views, other valid command lines go to the daemon as they are. Options ipvsadm

@@ -361,6 +361,14 @@ impl ControlTx {
 #[derive(Debug)]
 pub struct ControlRx(Receiver<Control>);
 
+impl ControlRx {
+    /// The next queued message, if any (what a loop does once per round; for tests and
+    /// for callers that drive a [`Worker`] themselves).
+    pub fn try_recv(&self) -> Option<Control> {
+        self.0.try_recv().ok()
+    }
+}
+
 /// A bounded control queue of `capacity` messages (std's array channel: no lock on the
 /// polling side, which only calls `try_recv` once per round).
 pub fn control_queue(capacity: usize) -> (ControlTx, ControlRx) {
