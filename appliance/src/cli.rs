@@ -547,7 +547,7 @@ fn render_conns(v: &ConnsView) -> String {
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &[
             "Pro",
             "Expire",
@@ -558,7 +558,15 @@ fn render_conns(v: &ConnsView) -> String {
             "Destination",
         ],
         &rows,
-    )
+    );
+    if v.truncated {
+        out.push_str(&format!(
+            "({} of {} connections shown: dataplane.conns_limit)\n",
+            v.conns.len(),
+            v.total
+        ));
+    }
+    out
 }
 
 fn render_health(v: &HealthView) -> String {
@@ -911,6 +919,72 @@ mod tests {
                 args: a(&["-A", "-t", "1.2.3.4:80"])
             }
         );
+    }
+
+    #[test]
+    fn ipvsadm_fullnat_flag_takes_no_value() {
+        let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // DPVS's -b (FullNAT) is a flag: the words after it stay options.
+        let args = a(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2", "-b", "-w", "3"]);
+        assert_eq!(
+            ipvsadm_request(&args).expect("valid"),
+            Request::Ipvsadm { args: args.clone() }
+        );
+        let args = a(&["-e", "-t", "10.0.0.1:80", "-r", "10.0.0.2:80", "--fullnat"]);
+        assert_eq!(
+            ipvsadm_request(&args).expect("valid"),
+            Request::Ipvsadm { args: args.clone() }
+        );
+    }
+
+    #[test]
+    fn conns_table_has_the_local_address_column() {
+        let v = ConnsView {
+            conns: vec![
+                crate::control::ConnRow {
+                    protocol: "tcp".into(),
+                    expires_seconds: 895,
+                    state: "ESTABLISHED".into(),
+                    client: "10.0.0.2:40000".into(),
+                    virtual_address: "10.0.0.100:80".into(),
+                    local: Some("192.168.7.188:1029".into()),
+                    real_server: "192.168.7.27:80".into(),
+                    worker: 1,
+                },
+                crate::control::ConnRow {
+                    protocol: "tcp".into(),
+                    expires_seconds: 3,
+                    state: "SYN_RECV".into(),
+                    client: "10.0.0.2:40001".into(),
+                    virtual_address: "10.0.0.100:81".into(),
+                    local: None,
+                    real_server: "192.168.7.28:80".into(),
+                    worker: 0,
+                },
+            ],
+            truncated: false,
+            total: 2,
+        };
+        let t = render_conns(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("Local"), "{t}");
+        assert!(
+            lines[1].contains("ESTABLISHED") && lines[1].contains("192.168.7.188:1029"),
+            "{t}"
+        );
+        assert!(
+            lines[1].starts_with("[1]tcp") && lines[1].contains("895s"),
+            "{t}"
+        );
+        // NAT: no local address.
+        assert!(lines[2].contains(" - "), "{t}");
+        assert_eq!(lines.len(), 3);
+        let cut = ConnsView {
+            truncated: true,
+            total: 9,
+            ..v
+        };
+        assert!(render_conns(&cut).ends_with("(2 of 9 connections shown: dataplane.conns_limit)\n"));
     }
 
     #[test]

@@ -1583,19 +1583,16 @@ impl Dataplane {
                 // Until the subsystem stops (or is dropped). A worker set's ports are
                 // split into queues: their statistics (imissed, rx_nombuf) are read here
                 // into worker 0's port counters, which its loop leaves alone.
-                loop {
-                    match stop_rx.recv_timeout(Duration::from_secs(1)) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            if let (Loops::Set(set), Some(pc)) = (&loops, &port_counters) {
-                                for (p, st) in pc.ports.iter().zip(set.port_stats()) {
-                                    if let Ok(st) = st {
-                                        p.imissed.set(st.imissed);
-                                        p.rx_nombuf.set(st.rx_nombuf);
-                                    }
-                                }
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(Duration::from_secs(1))
+                {
+                    if let (Loops::Set(set), Some(pc)) = (&loops, &port_counters) {
+                        for (p, st) in pc.ports.iter().zip(set.port_stats()) {
+                            if let Ok(st) = st {
+                                p.imissed.set(st.imissed);
+                                p.rx_nombuf.set(st.rx_nombuf);
                             }
                         }
-                        _ => break,
                     }
                 }
                 let stopped = match loops {
@@ -1763,7 +1760,7 @@ async fn send_all(ctl: &Controls, cmds: &[Command]) -> Result<(), DataplaneError
 /// Sends new global timeouts to every worker.
 async fn send_timeouts(ctl: &Controls, t: Timeouts) -> Result<(), DataplaneError> {
     for tx in &ctl.0 {
-        send_msg(tx, Control::Timeouts(t)).await?;
+        send_msg(tx, Control::Timeouts(Box::new(t))).await?;
     }
     Ok(())
 }

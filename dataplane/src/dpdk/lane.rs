@@ -429,7 +429,7 @@ impl<'p> Loop<'p> {
                     self.c.lcore.control_applied.add(1);
                 }
                 Control::Timeouts(t) => {
-                    self.worker.set_timeouts(t);
+                    self.worker.set_timeouts(*t);
                     self.c.lcore.control_applied.add(1);
                 }
                 Control::Snapshot(req) => {

@@ -338,7 +338,7 @@ pub enum Control {
     /// New global timeouts (`[timeouts]` reloaded, `ipvsadm --set`):
     /// [`Worker::set_timeouts`](crate::worker::Worker::set_timeouts). They apply to
     /// connections from their next packet on.
-    Timeouts(Timeouts),
+    Timeouts(Box<Timeouts>),
     /// A connection-table snapshot ([`conn_snapshot`]), answered between bursts on the
     /// request's channel.
     Snapshot(SnapshotRequest),
