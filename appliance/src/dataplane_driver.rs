@@ -5,29 +5,42 @@
 //! - [`backend_config`] turns `[dataplane]` and `[[interface]]` into a
 //!   [`BackendConfig`]: one DPDK port per interface (`device = "0000:03:00.0"` for a PCI
 //!   port, `device = "net_af_packet0,iface=eth1"` for a vdev with its arguments), each with
-//!   a `net_tap` kernel twin named after the interface.
+//!   a `net_tap` kernel twin named after the interface; with several workers
+//!   `net_af_packet` devices get `qpairs=<workers>` ([`with_qpairs`]).
 //! - [`Dataplane::start`] initialises EAL on a dedicated thread (the main lcore), starts
-//!   the ports and twins, and launches the forwarding loop on the first worker lcore;
-//!   [`Dataplane::setup_twins`] then sets the interfaces' addresses on the twins and brings
-//!   them up, so the routing and health subsystems (started after it) find ordinary
-//!   kernel interfaces for OSPF and probes.
+//!   the ports and twins, and launches the forwarding loops: `workers = 1` runs one loop
+//!   on the first worker lcore (queue 0, the backend's single-loop path); `workers = N`
+//!   configures N queue pairs per port and runs N loops on the first N worker lcores of
+//!   the EAL list ([`pick_lcores`]), each with its own [`Worker`] and control queue, the
+//!   FIB handle shared. [`Dataplane::setup_twins`] then sets the interfaces' addresses on
+//!   the twins and brings them up, so the routing and health subsystems (started after
+//!   it) find ordinary kernel interfaces for OSPF and probes.
 //! - [`desired_services`] and [`diff`]: the services of the configuration as dataplane
 //!   [`Command`]s, and the add/edit/delete commands that take one programmed table to
 //!   another, so a reload keeps the services that did not change (and their connections).
+//!   Every command goes to every worker ([`Controls`], [`fan_out`]: `AddService` and
+//!   `AddServer` carry counters of their own for each worker).
 //! - Health verdicts ([`ServerVerdict`] from the health subsystem) become
 //!   [`Command::SetAvailable`] and weight edits.
 //! - The FIB from connected and static routes ([`fib_routes`]) plus the OSPF routes the
 //!   routing subsystem selects ([`fib_routes_with`], fed by [`Dataplane::with_learned_routes`]),
 //!   rebuilt and swapped in whole whenever either changes.
 //! - Answers `services` (with `--stats` and `--rate`) from the per-service and per-server
-//!   counters the worker shares (lock-free atomics), and exports them, the ports' counters
-//!   and the worker's drops as Prometheus metrics (node_exporter's ipvs names, prefixed
-//!   `fulcrum_ipvs_`).
+//!   counters the workers share (lock-free atomics, summed over the workers), and exports
+//!   them, the ports' counters, the workers' drops and per-worker loop and hand-over
+//!   counters as Prometheus metrics (node_exporter's ipvs names, prefixed `fulcrum_ipvs_`;
+//!   `fulcrum_dataplane_worker_*{worker}`).
+//! - Answers `conns` from connection-table snapshots the workers build between bursts
+//!   ([`Control::Snapshot`], merged by [`conns_view`], at most `dataplane.conns_limit`
+//!   rows).
+//! - Carries out runtime `ipvsadm` commands ([`parse_ipvsadm`]: `-A -E -D -a -e -d -Z -C
+//!   --set`) through the same diff as a reload; they last until the next reload.
+//!   `[timeouts]` changes on reload and `ipvsadm --set` reach the workers as
+//!   [`Control::Timeouts`].
 //!
-//! What it does not do: run more than one forwarding worker (the backend polls queue 0
-//! of every port from one lcore; `workers > 1` is refused), list connections (the
-//! connection table lives on the worker lcore and is not shared, so `conns` answers
-//! `not_supported`), change the global `[timeouts]` or the ports without a restart, or forward
+//! What it does not do: resize the worker set or change the ports without a restart,
+//! write runtime `ipvsadm` changes back to the configuration, give services added with
+//! `ipvsadm -A` local addresses (FullNAT needs them in the configuration), or forward
 //! IPv6 services (skipped with a warning).
 
 use std::collections::{BTreeMap, HashMap};
