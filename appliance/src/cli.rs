@@ -179,8 +179,8 @@ const IPVSADM_LONG: &[(&str, bool)] = &[
 
 /// ipvsadm's short options: flags (`-p` takes an optional value, read as a positional),
 /// and those taking a value.
-const IPVSADM_SHORT_FLAGS: &str = "AEDCRSaedLlZhgimcnX6op";
-const IPVSADM_SHORT_VALUE: &str = "tufsMrwxyb";
+const IPVSADM_SHORT_FLAGS: &str = "AEDCRSaedLlZhgimcnX6opb";
+const IPVSADM_SHORT_VALUE: &str = "tufsMrwxy";
 
 /// The request for an `ipvsadm` command line: listing commands map to the `services` and
 /// `conns` views, other valid command lines go to the daemon as they are. Options ipvsadm
@@ -602,6 +602,13 @@ pub fn render_conns(v: &ConnsView) -> String {
             ],
         ));
     }
+    if v.truncated {
+        out.push_str(&format!(
+            "({} of {} connections shown: dataplane.conns_limit)\n",
+            v.conns.len(),
+            v.total
+        ));
+    }
     out
 }
 
@@ -955,6 +962,73 @@ mod tests {
                 args: a(&["-A", "-t", "1.2.3.4:80"])
             }
         );
+    }
+
+    #[test]
+    fn ipvsadm_fullnat_flag_takes_no_value() {
+        let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // DPVS's -b (FullNAT) is a flag: the words after it stay options.
+        let args = a(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2", "-b", "-w", "3"]);
+        assert_eq!(
+            ipvsadm_request(&args).expect("valid"),
+            Request::Ipvsadm { args: args.clone() }
+        );
+        let args = a(&["-e", "-t", "10.0.0.1:80", "-r", "10.0.0.2:80", "--fullnat"]);
+        assert_eq!(
+            ipvsadm_request(&args).expect("valid"),
+            Request::Ipvsadm { args: args.clone() }
+        );
+    }
+
+    #[test]
+    fn conns_table_has_the_local_address_column() {
+        let v = ConnsView {
+            conns: vec![
+                crate::control::ConnRow {
+                    protocol: "tcp".into(),
+                    expires_seconds: 895,
+                    state: "ESTABLISHED".into(),
+                    client: "10.0.0.2:40000".into(),
+                    virtual_address: "10.0.0.100:80".into(),
+                    local: Some("192.168.7.188:1029".into()),
+                    real_server: "192.168.7.27:80".into(),
+                    worker: 1,
+                },
+                crate::control::ConnRow {
+                    protocol: "tcp".into(),
+                    expires_seconds: 3,
+                    state: "SYN_RECV".into(),
+                    client: "10.0.0.2:40001".into(),
+                    virtual_address: "10.0.0.100:81".into(),
+                    local: None,
+                    real_server: "192.168.7.28:80".into(),
+                    worker: 0,
+                },
+            ],
+            truncated: false,
+            total: 2,
+        };
+        let t = render_conns(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "IPVS connection entries", "{t}");
+        assert!(lines[1].contains("local"), "{t}");
+        assert!(
+            lines[2].contains("ESTABLISHED") && lines[2].contains("192.168.7.188:1029"),
+            "{t}"
+        );
+        assert!(
+            lines[2].starts_with("[1]tcp") && lines[2].contains("895s"),
+            "{t}"
+        );
+        // NAT: no local address.
+        assert!(lines[3].contains(" - "), "{t}");
+        assert_eq!(lines.len(), 4);
+        let cut = ConnsView {
+            truncated: true,
+            total: 9,
+            ..v
+        };
+        assert!(render_conns(&cut).ends_with("(2 of 9 connections shown: dataplane.conns_limit)\n"));
     }
 
     #[test]

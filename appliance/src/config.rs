@@ -535,6 +535,110 @@ pub struct Dataplane {
     /// (0, the default: busy polling). For nodes that share their cores with other work.
     #[serde(default)]
     pub idle_sleep_us: u32,
+    /// Most connections `fulcrum conns` lists (from all workers together; the answer
+    /// says when it left some out). Default 10,000.
+    #[serde(default = "default_conns_limit")]
+    pub conns_limit: u32,
+}
+
+fn default_conns_limit() -> u32 {
+    10_000
+}
+
+/// The lcores an EAL argument list gives with `-l`, `--lcores` or `-c` (main lcore
+/// included), or `None` when it gives none (EAL then takes every CPU the process may
+/// use) or one it cannot read.
+pub fn eal_lcores(eal: &[String]) -> Option<Vec<u32>> {
+    let mut found = None;
+    let mut i = 0;
+    while let Some(a) = eal.get(i) {
+        i += 1;
+        let (opt, inline) = if let Some(v) = a.strip_prefix("--lcores=") {
+            ("--lcores", Some(v.to_string()))
+        } else if let Some(v) = a.strip_prefix("-l").filter(|v| !v.is_empty()) {
+            ("-l", Some(v.to_string()))
+        } else if let Some(v) = a.strip_prefix("-c").filter(|v| !v.is_empty()) {
+            ("-c", Some(v.to_string()))
+        } else {
+            (a.as_str(), None)
+        };
+        if !matches!(opt, "-l" | "--lcores" | "-c") {
+            continue;
+        }
+        let v = match inline {
+            Some(v) => v,
+            None => {
+                let v = eal.get(i)?.clone();
+                i += 1;
+                v
+            }
+        };
+        found = Some(if opt == "-c" {
+            coremask_lcores(&v)?
+        } else {
+            lcore_list(&v)?
+        });
+    }
+    found
+}
+
+/// `0x7` → lcores 0, 1, 2.
+fn coremask_lcores(v: &str) -> Option<Vec<u32>> {
+    let hex = v.trim_start_matches("0x").trim_start_matches("0X");
+    let mut out = Vec::new();
+    for (n, ch) in hex.chars().rev().enumerate() {
+        let d = ch.to_digit(16)?;
+        for b in 0..4 {
+            if d & (1 << b) != 0 {
+                out.push(u32::try_from(n * 4 + b).ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// An EAL lcore list: `0-3`, `0,2,4`, or the `--lcores` form `0@0,1@0,(2-3)@1`
+/// (lcore sets before `@`, CPUs after it). Distinct lcore ids, ascending.
+fn lcore_list(v: &str) -> Option<Vec<u32>> {
+    let mut out: Vec<u32> = Vec::new();
+    let mut depth = 0u32;
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    for ch in v.chars() {
+        match ch {
+            '(' => {
+                depth += 1;
+                cur.push(ch);
+            }
+            ')' => {
+                depth = depth.checked_sub(1)?;
+                cur.push(ch);
+            }
+            ',' if depth == 0 => items.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
+        }
+    }
+    items.push(cur);
+    for item in items {
+        let lcores = item.split('@').next()?.trim();
+        let lcores = lcores.trim_start_matches('(').trim_end_matches(')');
+        for part in lcores.split(',') {
+            let part = part.trim();
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                    if b < a || b - a > 1024 {
+                        return None;
+                    }
+                    out.extend(a..=b);
+                }
+                None => out.push(part.parse().ok()?),
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
 
 impl Default for Dataplane {
@@ -544,6 +648,7 @@ impl Default for Dataplane {
             eal: Vec::new(),
             workers: 1,
             idle_sleep_us: 0,
+            conns_limit: default_conns_limit(),
         }
     }
 }
@@ -1405,15 +1510,22 @@ impl Validator {
                 ),
             );
         }
-        if c.dataplane.mode == DataplaneMode::Dpdk && c.dataplane.workers > 1 {
-            self.err(
-                path!["dataplane", "workers"],
-                format!(
-                    "the DPDK backend runs one forwarding worker (several need per-queue \
-                     port handles), not {}",
-                    c.dataplane.workers
-                ),
-            );
+        if c.dataplane.mode == DataplaneMode::Dpdk {
+            // One worker lcore per worker besides the main lcore.
+            if let Some(lcores) = eal_lcores(&c.dataplane.eal) {
+                let have = lcores.len().saturating_sub(1);
+                if have < c.dataplane.workers as usize {
+                    self.err(
+                        path!["dataplane", "workers"],
+                        format!(
+                            "{} workers need {} lcores besides the main one, but \
+                             dataplane.eal gives {have} ({lcores:?}, the first is the main \
+                             lcore)",
+                            c.dataplane.workers, c.dataplane.workers
+                        ),
+                    );
+                }
+            }
         }
         if c.dataplane.mode == DataplaneMode::Kernel && !c.dataplane.eal.is_empty() {
             self.err(

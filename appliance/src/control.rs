@@ -448,6 +448,12 @@ pub struct Rates {
 pub struct ConnsView {
     /// Connections.
     pub conns: Vec<ConnRow>,
+    /// Connections were left out (more than the configured `dataplane.conns_limit`).
+    #[serde(default)]
+    pub truncated: bool,
+    /// Connections (and persistence templates) in the tables, listed or not.
+    #[serde(default)]
+    pub total: u64,
 }
 
 /// One connection.

@@ -5,29 +5,42 @@
 //! - [`backend_config`] turns `[dataplane]` and `[[interface]]` into a
 //!   [`BackendConfig`]: one DPDK port per interface (`device = "0000:03:00.0"` for a PCI
 //!   port, `device = "net_af_packet0,iface=eth1"` for a vdev with its arguments), each with
-//!   a `net_tap` kernel twin named after the interface.
+//!   a `net_tap` kernel twin named after the interface; with several workers
+//!   `net_af_packet` devices get `qpairs=<workers>` ([`with_qpairs`]).
 //! - [`Dataplane::start`] initialises EAL on a dedicated thread (the main lcore), starts
-//!   the ports and twins, and launches the forwarding loop on the first worker lcore;
-//!   [`Dataplane::setup_twins`] then sets the interfaces' addresses on the twins and brings
-//!   them up, so the routing and health subsystems (started after it) find ordinary
-//!   kernel interfaces for OSPF and probes.
+//!   the ports and twins, and launches the forwarding loops: `workers = 1` runs one loop
+//!   on the first worker lcore (queue 0, the backend's single-loop path); `workers = N`
+//!   configures N queue pairs per port and runs N loops on the first N worker lcores of
+//!   the EAL list ([`pick_lcores`]), each with its own [`Worker`] and control queue, the
+//!   FIB handle shared. [`Dataplane::setup_twins`] then sets the interfaces' addresses on
+//!   the twins and brings them up, so the routing and health subsystems (started after
+//!   it) find ordinary kernel interfaces for OSPF and probes.
 //! - [`desired_services`] and [`diff`]: the services of the configuration as dataplane
 //!   [`Command`]s, and the add/edit/delete commands that take one programmed table to
 //!   another, so a reload keeps the services that did not change (and their connections).
+//!   Every command goes to every worker ([`Controls`], [`fan_out`]: `AddService` and
+//!   `AddServer` carry counters of their own for each worker).
 //! - Health verdicts ([`ServerVerdict`] from the health subsystem) become
 //!   [`Command::SetAvailable`] and weight edits.
 //! - The FIB from connected and static routes ([`fib_routes`]) plus the OSPF routes the
 //!   routing subsystem selects ([`fib_routes_with`], fed by [`Dataplane::with_learned_routes`]),
 //!   rebuilt and swapped in whole whenever either changes.
 //! - Answers `services` (with `--stats` and `--rate`) from the per-service and per-server
-//!   counters the worker shares (lock-free atomics), and exports them, the ports' counters
-//!   and the worker's drops as Prometheus metrics (node_exporter's ipvs names, prefixed
-//!   `fulcrum_ipvs_`).
+//!   counters the workers share (lock-free atomics, summed over the workers), and exports
+//!   them, the ports' counters, the workers' drops and per-worker loop and hand-over
+//!   counters as Prometheus metrics (node_exporter's ipvs names, prefixed `fulcrum_ipvs_`;
+//!   `fulcrum_dataplane_worker_*{worker}`).
+//! - Answers `conns` from connection-table snapshots the workers build between bursts
+//!   ([`Control::Snapshot`], merged by [`conns_view`], at most `dataplane.conns_limit`
+//!   rows).
+//! - Carries out runtime `ipvsadm` commands ([`parse_ipvsadm`]: `-A -E -D -a -e -d -Z -C
+//!   --set`) through the same diff as a reload; they last until the next reload.
+//!   `[timeouts]` changes on reload and `ipvsadm --set` reach the workers as
+//!   [`Control::Timeouts`].
 //!
-//! What it does not do: run more than one forwarding worker (the backend polls queue 0
-//! of every port from one lcore; `workers > 1` is refused), list connections (the
-//! connection table lives on the worker lcore and is not shared, so `conns` answers
-//! `not_supported`), change the global `[timeouts]` or the ports without a restart, or forward
+//! What it does not do: resize the worker set or change the ports without a restart,
+//! write runtime `ipvsadm` changes back to the configuration, give services added with
+//! `ipvsadm -A` local addresses (FullNAT needs them in the configuration), or forward
 //! IPv6 services (skipped with a warning).
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,8 +50,8 @@ use std::time::{Duration, Instant};
 
 use dataplane::conn::Timeouts;
 use dataplane::dpdk::{
-    control_queue, Backend, BackendConfig, BackendCounters, Control, ControlTx, PortSpec,
-    StopHandle,
+    control_queue, Backend, BackendConfig, BackendCounters, ConnSnapshot, Control, ControlRx,
+    ControlTx, HandoverCounters, PortSpec, SnapshotRequest, StopHandle,
 };
 use dataplane::fib::{Fib, FibHandle, NextHop, Prefix, Route};
 use dataplane::flow::{PROTO_TCP, PROTO_UDP};
@@ -53,7 +66,8 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, Config, DataplaneMode};
 use crate::control::{
-    Counters, ErrorBody, Rates, RealServerRow, Request, ServiceRow, ServicesView,
+    ConnRow, ConnsView, Counters, ErrorBody, Rates, RealServerRow, Request, ServiceRow,
+    ServicesView,
 };
 use crate::daemon::{Subsystem, SubsystemContext, SubsystemError, SubsystemFuture, Topic};
 use crate::routing::{LearnedRoute, LearnedRoutes};
@@ -126,6 +140,24 @@ pub fn parse_device(device: &str) -> (String, Option<String>) {
     (name.to_owned(), args)
 }
 
+/// The devargs of a vdev with one queue pair per worker: `net_af_packet` gets
+/// `qpairs=<workers>` unless the user set `qpairs` (kept as given); other drivers keep
+/// their arguments (PCI ports spread flows with RSS).
+pub fn with_qpairs(device: &str, devargs: String, workers: u32) -> String {
+    let af_packet = device.starts_with("net_af_packet") || device.starts_with("eth_af_packet");
+    let set = devargs
+        .split(',')
+        .any(|kv| kv.trim().split('=').next() == Some("qpairs"));
+    if !af_packet || set {
+        return devargs;
+    }
+    if devargs.trim().is_empty() {
+        format!("qpairs={workers}")
+    } else {
+        format!("{devargs},qpairs={workers}")
+    }
+}
+
 /// The backend configuration of a `dpdk` mode configuration (see the module docs).
 pub fn backend_config(c: &Config) -> Result<BackendConfig, DataplaneError> {
     if c.dataplane.mode != DataplaneMode::Dpdk {
@@ -134,13 +166,11 @@ pub fn backend_config(c: &Config) -> Result<BackendConfig, DataplaneError> {
             "the DPDK backend needs mode = \"dpdk\"",
         ));
     }
-    if c.dataplane.workers != 1 {
+    let workers = c.dataplane.workers;
+    if workers == 0 {
         return Err(cfg_err(
             "dataplane.workers",
-            format!(
-                "the DPDK backend runs one forwarding worker, not {}",
-                c.dataplane.workers
-            ),
+            "at least one worker is needed",
         ));
     }
     let mut ports = Vec::with_capacity(c.interface.len());
@@ -152,7 +182,10 @@ pub fn backend_config(c: &Config) -> Result<BackendConfig, DataplaneError> {
                 "dpdk mode needs a device",
             ));
         };
-        let (device, devargs) = parse_device(dev);
+        let (device, mut devargs) = parse_device(dev);
+        if workers > 1 {
+            devargs = devargs.map(|a| with_qpairs(&device, a, workers));
+        }
         if devargs.is_some() {
             // The vdev's driver: its name without the trailing instance number.
             let driver = device.trim_end_matches(|ch: char| ch.is_ascii_digit());
@@ -549,10 +582,52 @@ struct Verdict {
 // ---------------------------------------------------------------------------------------
 // The programmed table, shared with the view and the metrics.
 
+/// One command per worker: the same command, except that `AddService` and `AddServer`
+/// carry counters of their own for every worker after the first (the counters are
+/// single-writer atomics: each worker writes its own, readers sum them).
+pub fn fan_out(cmd: &Command, workers: usize) -> Vec<Command> {
+    (0..workers.max(1))
+        .map(|i| match cmd {
+            Command::AddService(k, c, s) => Command::AddService(
+                *k,
+                c.clone(),
+                if i == 0 {
+                    Arc::clone(s)
+                } else {
+                    Arc::default()
+                },
+            ),
+            Command::AddServer(k, r, s) => Command::AddServer(
+                *k,
+                *r,
+                if i == 0 {
+                    Arc::clone(s)
+                } else {
+                    Arc::default()
+                },
+            ),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// The per-worker counters a fanned-out `AddService`/`AddServer` carries.
+fn stats_of(cmds: &[Command]) -> Vec<Arc<Stats>> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::AddService(_, _, s) | Command::AddServer(_, _, s) => Some(Arc::clone(s)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 struct ProgrammedServer {
     cfg: RealServerConfig,
-    stats: Arc<Stats>,
+    /// One per worker.
+    stats: Vec<Arc<Stats>>,
+    /// The counters at the last `ipvsadm -Z` (subtracted in the views).
+    zero: Counters,
     available: bool,
 }
 
@@ -560,21 +635,28 @@ struct ProgrammedServer {
 struct ProgrammedService {
     name: String,
     cfg: ServiceConfig,
-    stats: Arc<Stats>,
+    /// One per worker.
+    stats: Vec<Arc<Stats>>,
+    /// The counters at the last `ipvsadm -Z`.
+    zero: Counters,
     servers: BTreeMap<(Ipv4Addr, u16), ProgrammedServer>,
 }
 
-/// What the worker has been told, with the counters it shares.
+/// What the workers have been told, with the counters they share.
 #[derive(Debug, Default)]
 struct Table {
     services: BTreeMap<Key, ProgrammedService>,
 }
 
 impl Table {
-    /// Records a command the worker has accepted into its queue.
-    fn record(&mut self, cmd: &Command, names: &BTreeMap<Key, DesiredService>) {
+    /// Records a command the workers have accepted into their queues (`cmds`: the
+    /// command as each worker got it, see [`fan_out`]).
+    fn record(&mut self, cmds: &[Command], names: &BTreeMap<Key, DesiredService>) {
+        let Some(cmd) = cmds.first() else {
+            return;
+        };
         match cmd {
-            Command::AddService(k, cfg, stats) => {
+            Command::AddService(k, cfg, _) => {
                 let name = names
                     .get(&Key(*k))
                     .map(|d| d.name.clone())
@@ -584,7 +666,8 @@ impl Table {
                     ProgrammedService {
                         name,
                         cfg: cfg.clone(),
-                        stats: Arc::clone(stats),
+                        stats: stats_of(cmds),
+                        zero: Counters::default(),
                         servers: BTreeMap::new(),
                     },
                 );
@@ -597,13 +680,14 @@ impl Table {
             Command::DeleteService(k) => {
                 self.services.remove(&Key(*k));
             }
-            Command::AddServer(k, rs, stats) => {
+            Command::AddServer(k, rs, _) => {
                 if let Some(s) = self.services.get_mut(&Key(*k)) {
                     s.servers.insert(
                         (rs.addr, rs.port),
                         ProgrammedServer {
                             cfg: *rs,
-                            stats: Arc::clone(stats),
+                            stats: stats_of(cmds),
+                            zero: Counters::default(),
                             available: true,
                         },
                     );
@@ -634,16 +718,51 @@ impl Table {
             }
         }
     }
+
+    /// `ipvsadm -Z`: the views count from now on (the metrics stay monotonic).
+    fn zero(&mut self, only: Option<ServiceKey>) {
+        for (k, s) in self.services.iter_mut() {
+            if only.is_some_and(|o| o != k.0) {
+                continue;
+            }
+            s.zero = raw_counters(&s.stats);
+            for rs in s.servers.values_mut() {
+                rs.zero = raw_counters(&rs.stats);
+            }
+        }
+    }
 }
 
-fn counters_of(s: &Stats) -> Counters {
-    Counters {
-        conns: s.conns.get(),
-        in_packets: s.pkts_in.get(),
-        out_packets: s.pkts_out.get(),
-        in_bytes: s.bytes_in.get(),
-        out_bytes: s.bytes_out.get(),
+/// The counters of every worker, summed.
+fn raw_counters(stats: &[Arc<Stats>]) -> Counters {
+    let mut c = Counters::default();
+    for s in stats {
+        c.conns += s.conns.get();
+        c.in_packets += s.pkts_in.get();
+        c.out_packets += s.pkts_out.get();
+        c.in_bytes += s.bytes_in.get();
+        c.out_bytes += s.bytes_out.get();
     }
+    c
+}
+
+/// [`raw_counters`] minus the `ipvsadm -Z` baseline.
+fn counters_of(stats: &[Arc<Stats>], zero: &Counters) -> Counters {
+    let c = raw_counters(stats);
+    Counters {
+        conns: c.conns.saturating_sub(zero.conns),
+        in_packets: c.in_packets.saturating_sub(zero.in_packets),
+        out_packets: c.out_packets.saturating_sub(zero.out_packets),
+        in_bytes: c.in_bytes.saturating_sub(zero.in_bytes),
+        out_bytes: c.out_bytes.saturating_sub(zero.out_bytes),
+    }
+}
+
+/// Active and inactive connections of every worker, summed.
+fn conn_gauges(stats: &[Arc<Stats>]) -> (u64, u64) {
+    stats.iter().fold((0, 0), |(a, i), s| {
+        (a + s.active.get(), i + s.inactive.get())
+    })
 }
 
 fn rate_of(now: &Counters, then: &Counters, secs: f64) -> Rates {
@@ -712,19 +831,20 @@ fn services_view(
         .services
         .iter()
         .map(|(k, s)| {
-            let sc = counters_of(&s.stats);
+            let sc = counters_of(&s.stats, &s.zero);
             let real_servers = s
                 .servers
                 .iter()
                 .map(|(id, rs)| {
-                    let c = counters_of(&rs.stats);
+                    let c = counters_of(&rs.stats, &rs.zero);
+                    let (active, inactive) = conn_gauges(&rs.stats);
                     RealServerRow {
                         address: IpAddr::V4(id.0),
                         port: id.1,
                         forward: forward_word(rs.cfg.forward).into(),
                         weight: if rs.available { rs.cfg.weight } else { 0 },
-                        active_conns: rs.stats.active.get(),
-                        inactive_conns: rs.stats.inactive.get(),
+                        active_conns: active,
+                        inactive_conns: inactive,
                         stats: stats.then_some(c),
                         rate: rate_for((k.0, Some(*id)), &c),
                     }
@@ -749,9 +869,9 @@ fn services_view(
 fn sample_table(t: &Table) -> HashMap<RateKey, Counters> {
     let mut m = HashMap::new();
     for (k, s) in &t.services {
-        m.insert((k.0, None), counters_of(&s.stats));
+        m.insert((k.0, None), counters_of(&s.stats, &s.zero));
         for (id, rs) in &s.servers {
-            m.insert((k.0, Some(*id)), counters_of(&rs.stats));
+            m.insert((k.0, Some(*id)), counters_of(&rs.stats, &rs.zero));
         }
     }
     m
@@ -760,12 +880,28 @@ fn sample_table(t: &Table) -> HashMap<RateKey, Counters> {
 // ---------------------------------------------------------------------------------------
 // Metrics.
 
+/// Connections created by each of `workers` workers: their per-worker service counters
+/// summed over the services of the table.
+fn worker_connections(t: &Table, workers: usize) -> Vec<u64> {
+    let mut out = vec![0; workers];
+    for s in t.services.values() {
+        for (o, st) in out.iter_mut().zip(&s.stats) {
+            *o += st.conns.get();
+        }
+    }
+    out
+}
+
 /// The Prometheus collector of the dataplane: reads the shared atomics at scrape time.
 struct DpCollector {
     table: Arc<Mutex<Table>>,
     ports: Vec<String>,
-    backend: Arc<BackendCounters>,
-    worker: Arc<WorkerCounters>,
+    /// Per worker.
+    backend: Vec<Arc<BackendCounters>>,
+    /// Per worker.
+    worker: Vec<Arc<WorkerCounters>>,
+    /// Per worker (empty with one worker).
+    handover: Vec<Arc<HandoverCounters>>,
     descs: Vec<Desc>,
 }
 
@@ -901,6 +1037,51 @@ const FAMILIES: &[(&str, &str, bool)] = &[
         "Frames the worker punted to the kernel.",
         true,
     ),
+    (
+        "fulcrum_dataplane_worker_rx_packets_total",
+        "Frames a forwarding worker received from its queues.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_tx_packets_total",
+        "Frames a forwarding worker transmitted on its queues.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_rounds_total",
+        "Poll rounds of a forwarding worker.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_idle_rounds_total",
+        "Poll rounds of a forwarding worker that received nothing.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_connections_total",
+        "Connections a forwarding worker created (all services).",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_handover_sent_total",
+        "Frames a worker handed to the worker owning their connection.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_handover_received_total",
+        "Frames handed to a worker by the others.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_handover_ring_full_total",
+        "Hand-overs dropped on a full ring.",
+        true,
+    ),
+    (
+        "fulcrum_dataplane_worker_handover_owner_mismatch_total",
+        "Handed-over frames the receiving worker would hand over again (dropped).",
+        true,
+    ),
 ];
 
 fn metric(labels: &[(&str, &str)], value: f64, counter: bool) -> proto::Metric {
@@ -927,8 +1108,9 @@ impl DpCollector {
     fn new(
         table: Arc<Mutex<Table>>,
         ports: Vec<String>,
-        backend: Arc<BackendCounters>,
-        worker: Arc<WorkerCounters>,
+        backend: Vec<Arc<BackendCounters>>,
+        worker: Vec<Arc<WorkerCounters>>,
+        handover: Vec<Arc<HandoverCounters>>,
     ) -> Result<DpCollector, prometheus::Error> {
         let mut descs = Vec::new();
         for (name, help, _) in FAMILIES {
@@ -947,6 +1129,8 @@ impl DpCollector {
                 &["port"]
             } else if *name == "fulcrum_dataplane_drops_total" {
                 &["reason"]
+            } else if name.starts_with("fulcrum_dataplane_worker") {
+                &["worker"]
             } else {
                 &[]
             };
@@ -962,6 +1146,7 @@ impl DpCollector {
             ports,
             backend,
             worker,
+            handover,
             descs,
         })
     }
@@ -986,7 +1171,7 @@ impl Collector for DpCollector {
                     ("local_port", port.as_str()),
                     ("proto", proto),
                 ];
-                let c = counters_of(&s.stats);
+                let c = raw_counters(&s.stats);
                 put(
                     "fulcrum_ipvs_connections_total",
                     metric(&l, c.conns as f64, true),
@@ -1018,7 +1203,8 @@ impl Collector for DpCollector {
                         ("remote_address", ra.as_str()),
                         ("remote_port", rp.as_str()),
                     ];
-                    let c = counters_of(&rs.stats);
+                    let c = raw_counters(&rs.stats);
+                    let (active, inactive) = conn_gauges(&rs.stats);
                     put(
                         "fulcrum_ipvs_backend_connections_total",
                         metric(&l, c.conns as f64, true),
@@ -1041,11 +1227,11 @@ impl Collector for DpCollector {
                     );
                     put(
                         "fulcrum_ipvs_backend_connections_active",
-                        metric(&l, rs.stats.active.get() as f64, false),
+                        metric(&l, active as f64, false),
                     );
                     put(
                         "fulcrum_ipvs_backend_connections_inactive",
-                        metric(&l, rs.stats.inactive.get() as f64, false),
+                        metric(&l, inactive as f64, false),
                     );
                     let w = if rs.available { rs.cfg.weight } else { 0 };
                     put(
@@ -1055,59 +1241,124 @@ impl Collector for DpCollector {
                 }
             }
         }
-        for (name, p) in self.ports.iter().zip(&self.backend.ports) {
+        let port_sum = |i: usize, f: fn(&dataplane::dpdk::PortCounters) -> u64| -> u64 {
+            self.backend
+                .iter()
+                .filter_map(|b| b.ports.get(i))
+                .map(f)
+                .sum()
+        };
+        for (i, name) in self.ports.iter().enumerate() {
             let l = [("port", name.as_str())];
             for (fam, v) in [
                 (
                     "fulcrum_dataplane_port_rx_packets_total",
-                    p.rx_packets.get(),
+                    port_sum(i, |p| p.rx_packets.get()),
                 ),
-                ("fulcrum_dataplane_port_rx_bytes_total", p.rx_bytes.get()),
+                (
+                    "fulcrum_dataplane_port_rx_bytes_total",
+                    port_sum(i, |p| p.rx_bytes.get()),
+                ),
                 (
                     "fulcrum_dataplane_port_tx_packets_total",
-                    p.tx_packets.get(),
+                    port_sum(i, |p| p.tx_packets.get()),
                 ),
-                ("fulcrum_dataplane_port_tx_bytes_total", p.tx_bytes.get()),
-                ("fulcrum_dataplane_port_imissed_total", p.imissed.get()),
-                ("fulcrum_dataplane_port_rx_nombuf_total", p.rx_nombuf.get()),
+                (
+                    "fulcrum_dataplane_port_tx_bytes_total",
+                    port_sum(i, |p| p.tx_bytes.get()),
+                ),
+                (
+                    "fulcrum_dataplane_port_imissed_total",
+                    port_sum(i, |p| p.imissed.get()),
+                ),
+                (
+                    "fulcrum_dataplane_port_rx_nombuf_total",
+                    port_sum(i, |p| p.rx_nombuf.get()),
+                ),
                 (
                     "fulcrum_dataplane_port_tx_full_drops_total",
-                    p.tx_full.get(),
+                    port_sum(i, |p| p.tx_full.get()),
                 ),
                 (
                     "fulcrum_dataplane_port_twin_rx_packets_total",
-                    p.twin_rx.get(),
+                    port_sum(i, |p| p.twin_rx.get()),
                 ),
                 (
                     "fulcrum_dataplane_port_twin_tx_packets_total",
-                    p.twin_tx.get(),
+                    port_sum(i, |p| p.twin_tx.get()),
                 ),
                 (
                     "fulcrum_dataplane_port_twin_drops_total",
-                    p.twin_drops.get(),
+                    port_sum(i, |p| p.twin_drops.get()),
                 ),
             ] {
                 put(fam, metric(&l, v as f64, true));
             }
         }
         for r in DropReason::ALL {
+            let n: u64 = self.worker.iter().map(|w| w.drop_count(*r)).sum();
             put(
                 "fulcrum_dataplane_drops_total",
-                metric(
-                    &[("reason", r.name())],
-                    self.worker.drop_count(*r) as f64,
-                    true,
-                ),
+                metric(&[("reason", r.name())], n as f64, true),
             );
         }
+        let forwarded: u64 = self.worker.iter().map(|w| w.forwarded.get()).sum();
+        let punted: u64 = self.worker.iter().map(|w| w.punted.get()).sum();
         put(
             "fulcrum_dataplane_forwarded_packets_total",
-            metric(&[], self.worker.forwarded.get() as f64, true),
+            metric(&[], forwarded as f64, true),
         );
         put(
             "fulcrum_dataplane_punted_packets_total",
-            metric(&[], self.worker.punted.get() as f64, true),
+            metric(&[], punted as f64, true),
         );
+        let conns = self
+            .table
+            .lock()
+            .map(|t| worker_connections(&t, self.backend.len()))
+            .unwrap_or_default();
+        for (w, b) in self.backend.iter().enumerate() {
+            let id = w.to_string();
+            let l = [("worker", id.as_str())];
+            let rx: u64 = b.ports.iter().map(|p| p.rx_packets.get()).sum();
+            let tx: u64 = b.ports.iter().map(|p| p.tx_packets.get()).sum();
+            let mut rows = vec![
+                ("fulcrum_dataplane_worker_rx_packets_total", rx),
+                ("fulcrum_dataplane_worker_tx_packets_total", tx),
+                (
+                    "fulcrum_dataplane_worker_rounds_total",
+                    b.lcore.rounds.get(),
+                ),
+                (
+                    "fulcrum_dataplane_worker_idle_rounds_total",
+                    b.lcore.idle_rounds.get(),
+                ),
+                (
+                    "fulcrum_dataplane_worker_connections_total",
+                    conns.get(w).copied().unwrap_or(0),
+                ),
+            ];
+            if let Some(h) = self.handover.get(w) {
+                rows.extend([
+                    ("fulcrum_dataplane_worker_handover_sent_total", h.sent.get()),
+                    (
+                        "fulcrum_dataplane_worker_handover_received_total",
+                        h.received.get(),
+                    ),
+                    (
+                        "fulcrum_dataplane_worker_handover_ring_full_total",
+                        h.ring_full.get(),
+                    ),
+                    (
+                        "fulcrum_dataplane_worker_handover_owner_mismatch_total",
+                        h.owner_mismatch.get(),
+                    ),
+                ]);
+            }
+            for (fam, v) in rows {
+                put(fam, metric(&l, v as f64, true));
+            }
+        }
         FAMILIES
             .iter()
             .filter_map(|(name, help, counter)| {
@@ -1132,38 +1383,99 @@ impl Collector for DpCollector {
 // ---------------------------------------------------------------------------------------
 // The running backend.
 
-/// What the EAL thread hands back once the loop runs.
+/// What the EAL thread hands back once the loops run (one entry per worker).
 struct Ready {
-    backend: Arc<BackendCounters>,
-    worker: Arc<WorkerCounters>,
+    backend: Vec<Arc<BackendCounters>>,
+    worker: Vec<Arc<WorkerCounters>>,
+    handover: Vec<Arc<HandoverCounters>>,
 }
 
-/// The DPDK backend running on its own threads, and its control queue.
+/// The control queues of every forwarding worker: service commands, timeouts,
+/// verdicts and neighbors go to all of them (each worker has its own service table),
+/// snapshot requests to each.
+#[derive(Debug)]
+pub struct Controls(Vec<ControlTx>);
+
+impl Controls {
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no worker (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `n` control queues: the senders (the fan-out handle) and the receivers, one per
+/// worker.
+pub fn control_queues(n: usize) -> (Controls, Vec<ControlRx>) {
+    let (tx, rx): (Vec<ControlTx>, Vec<ControlRx>) =
+        (0..n.max(1)).map(|_| control_queue(CONTROL_QUEUE)).unzip();
+    (Controls(tx), rx)
+}
+
+/// How the forwarding loops run on the EAL thread.
+enum Loops {
+    One(dataplane::dpdk::Running),
+    Set(dataplane::dpdk::RunningSet),
+}
+
+/// The first `n` worker lcores of `available` (EAL's worker lcores, ascending: the
+/// `-l`/`--lcores` list without the main lcore), or the configuration error.
+pub fn pick_lcores(available: &[u32], n: usize) -> Result<Vec<u32>, DataplaneError> {
+    if available.len() < n {
+        return Err(cfg_err(
+            "dataplane.workers",
+            format!(
+                "{n} workers need {n} worker lcores besides the main one, but dataplane.eal \
+                 gives {} (give -l/--lcores at least {} lcores)",
+                available.len(),
+                n + 1
+            ),
+        ));
+    }
+    Ok(available.iter().take(n).copied().collect())
+}
+
+/// The DPDK backend running on its own threads, and its control queues.
 pub struct Dataplane {
-    ctl: ControlTx,
+    ctl: Controls,
     fib: Arc<FibHandle>,
-    backend: Arc<BackendCounters>,
-    worker: Arc<WorkerCounters>,
+    backend: Vec<Arc<BackendCounters>>,
+    worker: Vec<Arc<WorkerCounters>>,
+    handover: Vec<Arc<HandoverCounters>>,
     twins: Vec<(String, Vec<ipnetwork::Ipv4Network>)>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     loop_stop: Option<StopHandle>,
     verdicts: Option<mpsc::UnboundedReceiver<ServerVerdict>>,
     learned: Option<tokio::sync::watch::Receiver<LearnedRoutes>>,
+    timeouts: Timeouts,
+    conns_limit: usize,
 }
 
 impl std::fmt::Debug for Dataplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dataplane")
             .field("twins", &self.twins)
+            .field("workers", &self.ctl.len())
             .finish_non_exhaustive()
     }
 }
 
+/// The global timeouts of a configuration.
+fn config_timeouts(c: &Config) -> Timeouts {
+    let mut t = Timeouts::dpvs();
+    t.set(c.timeouts.tcp, c.timeouts.tcpfin, c.timeouts.udp);
+    t
+}
+
 impl Dataplane {
-    /// Starts EAL, the ports, their twins and the forwarding loop (on the first worker
-    /// lcore of the EAL arguments), and waits until the loop runs. Blocking: call it before
-    /// the subsystems start.
+    /// Starts EAL, the ports (one queue pair per worker), their twins and the forwarding
+    /// loops (on the first `workers` worker lcores of the EAL arguments), and waits until
+    /// the loops run. Blocking: call it before the subsystems start.
     pub fn start(c: &Config) -> Result<Dataplane, DataplaneError> {
         let bcfg = backend_config(c)?;
         let fib = Arc::new(FibHandle::new(
@@ -1174,31 +1486,45 @@ impl Dataplane {
             .iter()
             .map(|i| i.addresses.iter().map(|a| a.ip()).collect())
             .collect();
-        let mut timeouts = Timeouts::dpvs();
-        timeouts.set(c.timeouts.tcp, c.timeouts.tcpfin, c.timeouts.udp);
-        let (ctl, ctl_rx) = control_queue(CONTROL_QUEUE);
+        let timeouts = config_timeouts(c);
+        let n = usize::try_from(c.dataplane.workers).unwrap_or(1).max(1);
+        let n16 = u16::try_from(n).map_err(|_| cfg_err("dataplane.workers", "too many workers"))?;
+        let (ctl, ctl_rx) = control_queues(n);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let wfib = Arc::clone(&fib);
         let thread = std::thread::Builder::new()
             .name("fulcrum-eal".into())
             .spawn(move || {
-                let backend = match Backend::new(&bcfg) {
+                let started = if n == 1 {
+                    Backend::new(&bcfg)
+                } else {
+                    Backend::with_queues(&bcfg, n16)
+                };
+                let backend = match started {
                     Ok(b) => b,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));
                         return;
                     }
                 };
-                let Some(lcore) = backend.eal().worker_lcores().first().copied() else {
+                let available = backend.eal().worker_lcores();
+                if available.is_empty() {
                     let _ = ready_tx.send(Err(
                         "no worker lcore: give [dataplane].eal at least two lcores \
                          (e.g. \"-l\", \"0-1\")"
                             .into(),
                     ));
                     return;
+                }
+                let lcores = match pick_lcores(&available, n) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
                 };
-                let ports = backend
+                let ports: Vec<PortConfig> = backend
                     .port_macs()
                     .into_iter()
                     .zip(port_addrs)
@@ -1208,33 +1534,86 @@ impl Dataplane {
                         mtu: 1500,
                     })
                     .collect();
-                let wcfg = WorkerConfig {
-                    id: 0,
-                    workers: 1,
-                    ports,
-                    conn_capacity: CONN_CAPACITY,
-                    seed: u64::from(std::process::id()) ^ 0x5eed_f00d,
-                    timeouts,
-                    neigh_capacity: 4096,
-                };
-                let worker = Worker::new(wcfg, wfib);
-                let ready = Ready {
-                    backend: backend.counters(),
-                    worker: Arc::clone(worker.counters()),
-                };
+                let workers: Vec<Worker> = (0..n16)
+                    .map(|id| {
+                        let wcfg = WorkerConfig {
+                            id,
+                            workers: n16,
+                            ports: ports.clone(),
+                            conn_capacity: CONN_CAPACITY,
+                            seed: u64::from(std::process::id()) ^ 0x5eed_f00d,
+                            timeouts,
+                            neigh_capacity: 4096,
+                        };
+                        Worker::new(wcfg, Arc::clone(&wfib))
+                    })
+                    .collect();
+                let worker_counters = workers.iter().map(|w| Arc::clone(w.counters())).collect();
                 let stop = backend.stop_handle();
-                let running = match backend.launch(worker, ctl_rx, lcore) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
+                let (loops, ready) = if n == 1 {
+                    let backend_counters = vec![backend.counters()];
+                    let (Some(worker), Some(rx), Some(&lcore)) = (
+                        workers.into_iter().next(),
+                        ctl_rx.into_iter().next(),
+                        lcores.first(),
+                    ) else {
+                        let _ = ready_tx.send(Err("no worker".into()));
                         return;
+                    };
+                    match backend.launch(worker, rx, lcore) {
+                        Ok(r) => (
+                            Loops::One(r),
+                            Ready {
+                                backend: backend_counters,
+                                worker: worker_counters,
+                                handover: Vec::new(),
+                            },
+                        ),
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    }
+                } else {
+                    match backend.launch_workers(workers, ctl_rx, &lcores) {
+                        Ok(set) => {
+                            let ready = Ready {
+                                backend: set.counters(),
+                                worker: worker_counters,
+                                handover: set.handover_counters(),
+                            };
+                            (Loops::Set(set), ready)
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
                     }
                 };
+                tracing::info!("dataplane: {n} forwarding worker(s) on lcores {lcores:?}");
+                let port_counters = ready.backend.first().cloned();
                 let _ = ready_tx.send(Ok((ready, stop)));
-                // Until the subsystem stops (or is dropped).
-                let _ = stop_rx.recv();
-                match running.stop() {
-                    Ok(_) => tracing::info!("dataplane: forwarding loop stopped"),
+                // Until the subsystem stops (or is dropped). A worker set's ports are
+                // split into queues: their statistics (imissed, rx_nombuf) are read here
+                // into worker 0's port counters, which its loop leaves alone.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(Duration::from_secs(1))
+                {
+                    if let (Loops::Set(set), Some(pc)) = (&loops, &port_counters) {
+                        for (p, st) in pc.ports.iter().zip(set.port_stats()) {
+                            if let Ok(st) = st {
+                                p.imissed.set(st.imissed);
+                                p.rx_nombuf.set(st.rx_nombuf);
+                            }
+                        }
+                    }
+                }
+                let stopped = match loops {
+                    Loops::One(r) => r.stop().map(|_| ()),
+                    Loops::Set(set) => set.stop().map(|_| ()),
+                };
+                match stopped {
+                    Ok(()) => tracing::info!("dataplane: forwarding loops stopped"),
                     Err(e) => tracing::error!("dataplane: forwarding loop: {e}"),
                 }
             })
@@ -1256,6 +1635,7 @@ impl Dataplane {
             fib,
             backend: ready.backend,
             worker: ready.worker,
+            handover: ready.handover,
             twins: c
                 .interface
                 .iter()
@@ -1266,6 +1646,8 @@ impl Dataplane {
             loop_stop: Some(loop_stop),
             verdicts: None,
             learned: None,
+            timeouts,
+            conns_limit: usize::try_from(c.dataplane.conns_limit).unwrap_or(usize::MAX),
         })
     }
 
@@ -1282,9 +1664,14 @@ impl Dataplane {
         self
     }
 
-    /// The backend's per-port counters.
-    pub fn backend_counters(&self) -> &Arc<BackendCounters> {
+    /// The per-port and loop counters of each worker's loop.
+    pub fn backend_counters(&self) -> &[Arc<BackendCounters>] {
         &self.backend
+    }
+
+    /// The hand-over counters of each worker (empty with one worker).
+    pub fn handover_counters(&self) -> &[Arc<HandoverCounters>] {
+        &self.handover
     }
 
     /// Sets the interfaces' addresses on their twins and brings the twins up.
@@ -1359,10 +1746,10 @@ impl Drop for Dataplane {
     }
 }
 
-/// Sends `cmd` into the queue, waiting for room up to [`CONTROL_WAIT`].
-async fn send(ctl: &ControlTx, cmd: Command) -> Result<(), DataplaneError> {
+/// Sends `msg` into one worker's queue, waiting for room up to [`CONTROL_WAIT`].
+async fn send_msg(ctl: &ControlTx, msg: Control) -> Result<(), DataplaneError> {
     let deadline = Instant::now() + CONTROL_WAIT;
-    let mut msg = Control::Command(Box::new(cmd));
+    let mut msg = msg;
     loop {
         match ctl.send(msg) {
             Ok(()) => return Ok(()),
@@ -1375,17 +1762,128 @@ async fn send(ctl: &ControlTx, cmd: Command) -> Result<(), DataplaneError> {
     }
 }
 
+/// Sends `cmds` (one per worker, from [`fan_out`]) to the workers.
+async fn send_all(ctl: &Controls, cmds: &[Command]) -> Result<(), DataplaneError> {
+    for (tx, cmd) in ctl.0.iter().zip(cmds) {
+        send_msg(tx, Control::Command(Box::new(cmd.clone()))).await?;
+    }
+    Ok(())
+}
+
+/// Sends new global timeouts to every worker.
+async fn send_timeouts(ctl: &Controls, t: Timeouts) -> Result<(), DataplaneError> {
+    for tx in &ctl.0 {
+        send_msg(tx, Control::Timeouts(Box::new(t))).await?;
+    }
+    Ok(())
+}
+
+/// How long the workers may take to answer a snapshot request.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+
+/// Asks every worker for at most `limit` connections and waits for the answers.
+async fn snapshots(ctl: &Controls, limit: usize) -> Result<Vec<ConnSnapshot>, DataplaneError> {
+    let mut answers = Vec::with_capacity(ctl.len());
+    for tx in &ctl.0 {
+        let (req, rx) = SnapshotRequest::new(limit);
+        send_msg(tx, Control::Snapshot(req)).await?;
+        answers.push(rx);
+    }
+    let deadline = Instant::now() + SNAPSHOT_WAIT;
+    let mut out = Vec::with_capacity(answers.len());
+    for rx in answers {
+        loop {
+            match rx.try_recv() {
+                Ok(s) => {
+                    out.push(s);
+                    break;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(_) => return Err(DataplaneError::QueueStuck),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `conns` view of the workers' snapshots: their rows in worker order, at most
+/// `limit` in all, expiry in whole seconds left (rounded up, as ipvsadm shows it).
+pub fn conns_view(snaps: &[ConnSnapshot], limit: usize) -> ConnsView {
+    let mut conns = Vec::new();
+    let mut truncated = false;
+    let mut total = 0u64;
+    for snap in snaps {
+        truncated |= snap.truncated;
+        total += snap.total as u64;
+        for r in &snap.rows {
+            if conns.len() >= limit {
+                truncated = true;
+                break;
+            }
+            let protocol = match r.proto {
+                PROTO_TCP => "tcp",
+                PROTO_UDP => "udp",
+                1 => "icmp",
+                _ => "ip",
+            };
+            let state = match r.proto {
+                PROTO_TCP => r.state.name(),
+                PROTO_UDP => "UDP",
+                1 => "ICMP",
+                _ => "NONE",
+            };
+            let secs = r.expires.as_secs() + u64::from(r.expires.subsec_nanos() > 0);
+            conns.push(ConnRow {
+                protocol: protocol.into(),
+                expires_seconds: secs,
+                state: state.into(),
+                client: r.client.to_string(),
+                virtual_address: r.vip.to_string(),
+                local: r.local.map(|l| l.to_string()),
+                real_server: r.server.to_string(),
+                worker: u32::from(snap.worker),
+            });
+        }
+    }
+    ConnsView {
+        conns,
+        truncated,
+        total,
+    }
+}
+
+/// What a runtime `ipvsadm` command does to the desired table.
+const RUNTIME_NOTE: &str =
+    "runtime change: lost on the next reload unless it is in the configuration";
+
 /// The programming state of the subsystem.
 struct Programmer {
     desired: BTreeMap<Key, DesiredService>,
     health: HashMap<(String, SocketAddr), Verdict>,
     table: Arc<Mutex<Table>>,
+    /// The global timeouts the workers run with.
+    timeouts: Timeouts,
 }
 
 impl Programmer {
     /// Sends the commands from the current table to `c`'s, then the known-down servers.
-    async fn apply(&mut self, ctl: &ControlTx, c: &Config) -> Result<usize, DataplaneError> {
+    async fn apply(&mut self, ctl: &Controls, c: &Config) -> Result<usize, DataplaneError> {
         let new = with_health(desired_services(c), &self.health);
+        let alpha = starts_down(c);
+        self.program(ctl, new, &alpha).await
+    }
+
+    /// Sends the commands from the current table to `new`; servers (re)added while
+    /// health says they are down start down, and so do servers in `alpha` without a
+    /// verdict yet.
+    async fn program(
+        &mut self,
+        ctl: &Controls,
+        new: BTreeMap<Key, DesiredService>,
+        alpha: &std::collections::HashSet<(String, SocketAddr)>,
+    ) -> Result<usize, DataplaneError> {
         let cmds = diff(&self.desired, &new);
         let n = cmds.len();
         let mut added: Vec<(ServiceKey, Ipv4Addr, u16)> = Vec::new();
@@ -1393,14 +1891,12 @@ impl Programmer {
             if let Command::AddServer(k, rs, _) = &cmd {
                 added.push((*k, rs.addr, rs.port));
             }
+            let each = fan_out(&cmd, ctl.len());
             if let Ok(mut t) = self.table.lock() {
-                t.record(&cmd, &new);
+                t.record(&each, &new);
             }
-            send(ctl, cmd).await?;
+            send_all(ctl, &each).await?;
         }
-        // Servers (re)added while health says they are down start down, and so do
-        // servers without a verdict yet whose check starts them down (`alpha`).
-        let alpha = starts_down(c);
         for (k, a, p) in added {
             let Some(name) = new.get(&Key(k)).map(|d| d.name.clone()) else {
                 continue;
@@ -1410,14 +1906,12 @@ impl Programmer {
                 Some(v) => v.up,
                 None => !alpha.contains(&id),
             };
-            {
-                if !up {
-                    let cmd = Command::SetAvailable(k, a, p, false);
-                    if let Ok(mut t) = self.table.lock() {
-                        t.record(&cmd, &new);
-                    }
-                    send(ctl, cmd).await?;
+            if !up {
+                let each = fan_out(&Command::SetAvailable(k, a, p, false), ctl.len());
+                if let Ok(mut t) = self.table.lock() {
+                    t.record(&each, &new);
                 }
+                send_all(ctl, &each).await?;
             }
         }
         self.desired = new;
@@ -1425,7 +1919,7 @@ impl Programmer {
     }
 
     /// Applies one health verdict.
-    async fn verdict(&mut self, ctl: &ControlTx, v: ServerVerdict) -> Result<(), DataplaneError> {
+    async fn verdict(&mut self, ctl: &Controls, v: ServerVerdict) -> Result<(), DataplaneError> {
         let SocketAddr::V4(sa) = v.server else {
             return Ok(());
         };
@@ -1452,13 +1946,412 @@ impl Programmer {
             cmds.push(Command::SetAvailable(svc_key, *sa.ip(), sa.port(), up));
         }
         for cmd in cmds {
+            let each = fan_out(&cmd, ctl.len());
             if let Ok(mut t) = self.table.lock() {
-                t.record(&cmd, &self.desired);
+                t.record(&each, &self.desired);
             }
-            send(ctl, cmd).await?;
+            send_all(ctl, &each).await?;
         }
         Ok(())
     }
+
+    /// Sends `t` to the workers when it differs from what they run with.
+    async fn set_timeouts(&mut self, ctl: &Controls, t: Timeouts) -> Result<bool, DataplaneError> {
+        if t == self.timeouts {
+            return Ok(false);
+        }
+        send_timeouts(ctl, t).await?;
+        self.timeouts = t;
+        Ok(true)
+    }
+
+    /// Carries out a runtime `ipvsadm` command: the answer for the CLI, or the error
+    /// that stops the subsystem (a stuck queue).
+    async fn ipvsadm(
+        &mut self,
+        ctl: &Controls,
+        op: IpvsadmOp,
+    ) -> Result<Result<String, ErrorBody>, DataplaneError> {
+        let bad = |m: String| Ok(Err(ErrorBody::new("bad_request", m)));
+        let mut new = self.desired.clone();
+        let what = match op {
+            IpvsadmOp::SetTimeouts(tcp, tcpfin, udp) => {
+                let mut t = self.timeouts;
+                t.set(tcp, tcpfin, udp);
+                self.set_timeouts(ctl, t).await?;
+                return Ok(Ok(format!(
+                    "timeouts set: tcp {}s tcpfin {}s udp {}s ({RUNTIME_NOTE})",
+                    t.tcp(dataplane::conn::TcpState::Established).as_secs(),
+                    t.tcp(dataplane::conn::TcpState::FinWait).as_secs(),
+                    t.udp.as_secs()
+                )));
+            }
+            IpvsadmOp::Zero(only) => {
+                if let Some(k) = only {
+                    if !new.contains_key(&Key(k)) {
+                        return bad(format!("no such service {}", key_text(&k)));
+                    }
+                }
+                if let Ok(mut t) = self.table.lock() {
+                    t.zero(only);
+                }
+                return Ok(Ok(match only {
+                    Some(k) => format!("counters of {} zeroed", key_text(&k)),
+                    None => "counters zeroed".into(),
+                }));
+            }
+            IpvsadmOp::Clear => {
+                new.clear();
+                "all services deleted".to_string()
+            }
+            IpvsadmOp::AddService(k, opts) => {
+                if new.contains_key(&Key(k)) {
+                    return bad(format!("service {} exists", key_text(&k)));
+                }
+                let config = ServiceConfig {
+                    scheduler: opts.scheduler.unwrap_or(SchedKind::Wlc),
+                    persistence: opts.persistence,
+                    ..ServiceConfig::default()
+                };
+                new.insert(
+                    Key(k),
+                    DesiredService {
+                        name: key_text(&k),
+                        config,
+                        servers: BTreeMap::new(),
+                    },
+                );
+                format!("service {} added", key_text(&k))
+            }
+            IpvsadmOp::EditService(k, opts) => {
+                let Some(d) = new.get_mut(&Key(k)) else {
+                    return bad(format!("no such service {}", key_text(&k)));
+                };
+                if let Some(s) = opts.scheduler {
+                    d.config.scheduler = s;
+                }
+                if let Some(p) = opts.persistence {
+                    d.config.persistence = Some(p);
+                }
+                format!("service {} edited", key_text(&k))
+            }
+            IpvsadmOp::DeleteService(k) => {
+                if new.remove(&Key(k)).is_none() {
+                    return bad(format!("no such service {}", key_text(&k)));
+                }
+                format!("service {} deleted", key_text(&k))
+            }
+            IpvsadmOp::AddServer(k, rs) => {
+                let Some(d) = new.get_mut(&Key(k)) else {
+                    return bad(format!("no such service {}", key_text(&k)));
+                };
+                if d.servers.contains_key(&(rs.addr, rs.port)) {
+                    return bad(format!("real server {}:{} exists", rs.addr, rs.port));
+                }
+                d.servers.insert((rs.addr, rs.port), rs);
+                format!(
+                    "real server {}:{} added to {}",
+                    rs.addr,
+                    rs.port,
+                    key_text(&k)
+                )
+            }
+            IpvsadmOp::EditServer(k, addr, port, weight, fwd) => {
+                let Some(rs) = new
+                    .get_mut(&Key(k))
+                    .and_then(|d| d.servers.get_mut(&(addr, port)))
+                else {
+                    return bad(format!("no real server {addr}:{port} in {}", key_text(&k)));
+                };
+                if let Some(w) = weight {
+                    rs.weight = w;
+                }
+                if let Some(f) = fwd {
+                    rs.forward = f;
+                }
+                format!("real server {addr}:{port} of {} edited", key_text(&k))
+            }
+            IpvsadmOp::DeleteServer(k, addr, port) => {
+                let Some(d) = new.get_mut(&Key(k)) else {
+                    return bad(format!("no such service {}", key_text(&k)));
+                };
+                if d.servers.remove(&(addr, port)).is_none() {
+                    return bad(format!("no real server {addr}:{port} in {}", key_text(&k)));
+                }
+                format!("real server {addr}:{port} deleted from {}", key_text(&k))
+            }
+        };
+        let n = self
+            .program(ctl, new, &std::collections::HashSet::new())
+            .await?;
+        Ok(Ok(format!(
+            "{what} ({n} command(s) sent to {} worker(s); {RUNTIME_NOTE})",
+            ctl.len()
+        )))
+    }
+}
+
+/// `TCP 10.0.0.100:80` for messages (also the name of a service added by ipvsadm).
+fn key_text(k: &ServiceKey) -> String {
+    let proto = if k.proto == PROTO_UDP { "UDP" } else { "TCP" };
+    format!("{proto} {}:{}", Ipv4Addr::from(k.vaddr), k.vport)
+}
+
+// ---------------------------------------------------------------------------------------
+// Runtime ipvsadm commands.
+
+/// Service options of `ipvsadm -A` / `-E`: only what the command line gives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceOpts {
+    /// `-s`.
+    pub scheduler: Option<SchedKind>,
+    /// `-p [timeout]` with `-M netmask`.
+    pub persistence: Option<Persistence>,
+}
+
+/// An `ipvsadm` command the DPDK dataplane carries out at runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpvsadmOp {
+    /// `-A -t|-u VIP:PORT [-s sched] [-p [timeout]] [-M netmask]` (scheduler wlc
+    /// when not given, as ipvsadm).
+    AddService(ServiceKey, ServiceOpts),
+    /// `-E`: changes the scheduler and persistence given, keeps the rest.
+    EditService(ServiceKey, ServiceOpts),
+    /// `-D`.
+    DeleteService(ServiceKey),
+    /// `-a -r RS[:PORT] [-w weight] [-g|-m|-i|-b|--fullnat]` (weight 1, `-g` when not
+    /// given, as ipvsadm; the port defaults to the service's).
+    AddServer(ServiceKey, RealServerConfig),
+    /// `-e -r RS[:PORT]`: the weight and forwarding method given.
+    EditServer(ServiceKey, Ipv4Addr, u16, Option<u32>, Option<Forward>),
+    /// `-d -r RS[:PORT]`.
+    DeleteServer(ServiceKey, Ipv4Addr, u16),
+    /// `-Z [-t|-u VIP:PORT]`.
+    Zero(Option<ServiceKey>),
+    /// `--set tcp tcpfin udp` (seconds; 0 keeps a value).
+    SetTimeouts(Duration, Duration, Duration),
+    /// `-C`.
+    Clear,
+}
+
+fn parse_endpoint(v: &str, default_port: Option<u16>) -> Result<(Ipv4Addr, u16), String> {
+    if let Ok(sa) = v.parse::<std::net::SocketAddrV4>() {
+        return Ok((*sa.ip(), sa.port()));
+    }
+    match (v.parse::<Ipv4Addr>(), default_port) {
+        (Ok(a), Some(p)) => Ok((a, p)),
+        (Ok(_), None) => Err(format!("{v}: a port is needed (ADDRESS:PORT)")),
+        (Err(_), _) if v.contains(':') && v.matches(':').count() > 1 => {
+            Err(format!("{v}: IPv6 is not supported by the DPDK dataplane"))
+        }
+        (Err(_), _) => Err(format!("{v}: not an IPv4 address[:port]")),
+    }
+}
+
+/// Parses a runtime `ipvsadm` command line (the arguments after `ipvsadm`). Listing
+/// commands are answered by `services` and `conns`; other ipvsadm commands (`-R`,
+/// `-S`, fwmark services, daemons) are refused with the reason.
+pub fn parse_ipvsadm(args: &[String]) -> Result<IpvsadmOp, String> {
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Cmd {
+        A,
+        E,
+        D,
+        C,
+        Z,
+        Set,
+        AddRs,
+        EditRs,
+        DelRs,
+    }
+    let mut cmd: Option<Cmd> = None;
+    let mut service: Option<(u8, String)> = None;
+    let mut scheduler = None;
+    let mut persistent: Option<Option<String>> = None;
+    let mut netmask: Option<String> = None;
+    let mut server: Option<String> = None;
+    let mut weight: Option<String> = None;
+    let mut forward: Option<Forward> = None;
+    let mut set_values: Vec<String> = Vec::new();
+    let mut i = 0;
+    let set_cmd = |c: Cmd, cmd: &mut Option<Cmd>| -> Result<(), String> {
+        match cmd {
+            Some(old) if *old != c => Err("more than one command given".to_string()),
+            _ => {
+                *cmd = Some(c);
+                Ok(())
+            }
+        }
+    };
+    while let Some(a) = args.get(i) {
+        i += 1;
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if a.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            if let Some(v) = &inline {
+                return Ok(v.clone());
+            }
+            let v = args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("{what} needs a value"))?;
+            i += 1;
+            Ok(v)
+        };
+        match name.as_str() {
+            "-A" | "--add-service" => set_cmd(Cmd::A, &mut cmd)?,
+            "-E" | "--edit-service" => set_cmd(Cmd::E, &mut cmd)?,
+            "-D" | "--delete-service" => set_cmd(Cmd::D, &mut cmd)?,
+            "-C" | "--clear" => set_cmd(Cmd::C, &mut cmd)?,
+            "-Z" | "--zero" => set_cmd(Cmd::Z, &mut cmd)?,
+            "-a" | "--add-server" => set_cmd(Cmd::AddRs, &mut cmd)?,
+            "-e" | "--edit-server" => set_cmd(Cmd::EditRs, &mut cmd)?,
+            "-d" | "--delete-server" => set_cmd(Cmd::DelRs, &mut cmd)?,
+            "--set" => {
+                set_cmd(Cmd::Set, &mut cmd)?;
+                for _ in 0..3 {
+                    let v = args
+                        .get(i)
+                        .cloned()
+                        .ok_or("--set needs three values: tcp tcpfin udp")?;
+                    i += 1;
+                    set_values.push(v);
+                }
+            }
+            "-t" | "--tcp-service" => service = Some((PROTO_TCP, value("-t")?)),
+            "-u" | "--udp-service" => service = Some((PROTO_UDP, value("-u")?)),
+            "-f" | "--fwmark-service" | "--sctp-service" => {
+                return Err(format!(
+                    "{name}: only TCP and UDP services are supported by the DPDK dataplane"
+                ))
+            }
+            "-s" | "--scheduler" => {
+                let v = value("-s")?;
+                scheduler = Some(SchedKind::from_name(&v).map_err(|e| format!("-s {v}: {e}"))?);
+            }
+            "-p" | "--persistent" => {
+                // The timeout is optional: the next word when it is a number.
+                let v = match inline.clone() {
+                    Some(v) => Some(v),
+                    None => match args.get(i) {
+                        Some(n) if n.parse::<u64>().is_ok() => {
+                            i += 1;
+                            Some(n.clone())
+                        }
+                        _ => None,
+                    },
+                };
+                persistent = Some(v);
+            }
+            "-M" | "--netmask" => netmask = Some(value("-M")?),
+            "-r" | "--real-server" => server = Some(value("-r")?),
+            "-w" | "--weight" => weight = Some(value("-w")?),
+            "-g" | "--gatewaying" => forward = Some(Forward::Dr),
+            "-m" | "--masquerading" => forward = Some(Forward::Nat),
+            "-i" | "--ipip" => forward = Some(Forward::Tun),
+            "-b" | "--fullnat" => forward = Some(Forward::FullNat),
+            "-n" | "--numeric" => {}
+            "-L" | "-l" | "--list" | "-Ln" | "-Lnc" | "-Lc" => {
+                return Err("listing: use `fulcrum services` or `fulcrum conns`".into())
+            }
+            other => return Err(format!("{other}: not supported by the DPDK dataplane")),
+        }
+    }
+    let cmd = cmd.ok_or("no command (-A -E -D -a -e -d -Z -C --set)")?;
+    let key = match &service {
+        Some((proto, v)) => {
+            let (a, p) = parse_endpoint(v, None)?;
+            Some(ServiceKey::new(*proto, a, p))
+        }
+        None => None,
+    };
+    let need_key = || key.ok_or_else(|| "a service is needed (-t or -u ADDRESS:PORT)".to_string());
+    let persistence = match persistent {
+        None => None,
+        Some(t) => {
+            let secs = match t {
+                Some(t) => t
+                    .parse::<u64>()
+                    .map_err(|_| format!("-p {t}: not a number of seconds"))?,
+                None => 300,
+            };
+            let netmask = match &netmask {
+                None => 32,
+                Some(m) => {
+                    let m: Ipv4Addr = m.parse().map_err(|_| format!("-M {m}: not a netmask"))?;
+                    let bits = u32::from(m);
+                    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                        return Err(format!("-M {m}: not a contiguous netmask"));
+                    }
+                    bits.leading_ones() as u8
+                }
+            };
+            Some(Persistence {
+                timeout: Duration::from_secs(secs),
+                netmask,
+            })
+        }
+    };
+    let weight = match weight {
+        None => None,
+        Some(w) => Some(
+            w.parse::<u32>()
+                .ok()
+                .filter(|w| *w <= 65535)
+                .ok_or_else(|| format!("-w {w}: not a weight (0..65535)"))?,
+        ),
+    };
+    let server = |k: &ServiceKey| -> Result<(Ipv4Addr, u16), String> {
+        let v = server
+            .as_deref()
+            .ok_or("a real server is needed (-r ADDRESS[:PORT])")?;
+        parse_endpoint(v, Some(k.vport))
+    };
+    Ok(match cmd {
+        Cmd::A | Cmd::E => {
+            let opts = ServiceOpts {
+                scheduler,
+                persistence,
+            };
+            if cmd == Cmd::A {
+                IpvsadmOp::AddService(need_key()?, opts)
+            } else {
+                IpvsadmOp::EditService(need_key()?, opts)
+            }
+        }
+        Cmd::D => IpvsadmOp::DeleteService(need_key()?),
+        Cmd::C => IpvsadmOp::Clear,
+        Cmd::Z => IpvsadmOp::Zero(key),
+        Cmd::Set => {
+            let mut d = [Duration::ZERO; 3];
+            for (slot, v) in d.iter_mut().zip(&set_values) {
+                *slot = Duration::from_secs(
+                    v.parse::<u64>()
+                        .map_err(|_| format!("--set {v}: not a number of seconds"))?,
+                );
+            }
+            IpvsadmOp::SetTimeouts(d[0], d[1], d[2])
+        }
+        Cmd::AddRs => {
+            let k = need_key()?;
+            let (a, p) = server(&k)?;
+            let mut rs = RealServerConfig::new(a, p, weight.unwrap_or(1));
+            rs.forward = forward.unwrap_or(Forward::Dr);
+            IpvsadmOp::AddServer(k, rs)
+        }
+        Cmd::EditRs => {
+            let k = need_key()?;
+            let (a, p) = server(&k)?;
+            IpvsadmOp::EditServer(k, a, p, weight, forward)
+        }
+        Cmd::DelRs => {
+            let k = need_key()?;
+            let (a, p) = server(&k)?;
+            IpvsadmOp::DeleteServer(k, a, p)
+        }
+    })
 }
 
 impl Subsystem for Dataplane {
@@ -1496,13 +2389,15 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
     ctx.registry.register(Box::new(DpCollector::new(
         Arc::clone(&table),
         ports,
-        Arc::clone(&dp.backend),
-        Arc::clone(&dp.worker),
+        dp.backend.clone(),
+        dp.worker.clone(),
+        dp.handover.clone(),
     )?))?;
     let mut prog = Programmer {
         desired: BTreeMap::new(),
         health: HashMap::new(),
         table: Arc::clone(&table),
+        timeouts: dp.timeouts,
     };
     let n = prog.apply(&dp.ctl, &config).await?;
     tracing::info!("dataplane: {n} service commands sent");
@@ -1517,6 +2412,7 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
         tokio::select! {
             _ = ctx.shutdown.wait() => break Ok(()),
             Some(call) = ctx.requests.recv() => {
+                let mut fatal = None;
                 let answer = match &call.request {
                     Request::Services { stats, rate } => {
                         let view = table
@@ -1528,22 +2424,38 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
                                 .map_err(|e| ErrorBody::new("internal", e.to_string()))
                         })
                     }
-                    Request::Conns | Request::Ipvsadm { .. } => Err(ErrorBody::new(
-                        "not_supported",
-                        "the DPDK dataplane does not share its connection table; \
-                         `fulcrum services --stats` shows per-server connection counts",
-                    )),
+                    Request::Conns => match snapshots(&dp.ctl, dp.conns_limit).await {
+                        Ok(snaps) => serde_json::to_value(conns_view(&snaps, dp.conns_limit))
+                            .map_err(|e| ErrorBody::new("internal", e.to_string())),
+                        Err(e) => Err(ErrorBody::new("internal", e.to_string())),
+                    },
+                    Request::Ipvsadm { args } => match parse_ipvsadm(args) {
+                        Err(e) => Err(ErrorBody::new("bad_request", format!("ipvsadm: {e}"))),
+                        Ok(op) => match prog.ipvsadm(&dp.ctl, op).await {
+                            Ok(answer) => answer.map(serde_json::Value::String),
+                            Err(e) => {
+                                let answer = Err(ErrorBody::new("internal", e.to_string()));
+                                fatal = Some(e);
+                                answer
+                            }
+                        },
+                    },
                     other => Err(ErrorBody::new(
                         "bad_request",
                         format!("the dataplane does not answer {other:?}"),
                     )),
                 };
                 let _ = call.reply.send(answer);
+                if let Some(e) = fatal {
+                    break Err(e);
+                }
             }
             Ok(()) = ctx.config.changed() => {
                 let c = ctx.config.borrow_and_update().clone();
-                if c.timeouts != config.timeouts {
-                    tracing::warn!("dataplane: [timeouts] changes apply after a restart");
+                match prog.set_timeouts(&dp.ctl, config_timeouts(&c)).await {
+                    Ok(true) => tracing::info!("dataplane: reload: new timeouts sent to the workers"),
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
                 }
                 match build_fib(&c, &learned_now) {
                     Ok(fib) => dp.fib.store(fib),
@@ -1593,11 +2505,19 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
             }
         }
     };
-    let control = &dp.backend.lcore;
+    let applied: u64 = dp
+        .backend
+        .iter()
+        .map(|b| b.lcore.control_applied.get())
+        .sum();
+    let refused: u64 = dp
+        .backend
+        .iter()
+        .map(|b| b.lcore.control_errors.get())
+        .sum();
     tracing::info!(
-        "dataplane: stopping ({} control messages applied, {} refused)",
-        control.control_applied.get(),
-        control.control_errors.get()
+        "dataplane: stopping ({applied} control messages applied, {refused} refused, \
+         all workers)"
     );
     tokio::task::spawn_blocking(move || dp.shutdown())
         .await
@@ -1684,16 +2604,87 @@ weight = 3
     }
 
     #[test]
-    fn more_than_one_worker_is_refused_with_the_key() {
+    fn more_workers_than_eal_lcores_is_refused_with_the_key() {
+        // "-l 0-1": the main lcore and one worker lcore.
         let text = BASE.replace("eal = [", "workers = 2\neal = [");
         match Config::parse(&text) {
             Err(e) => {
                 let d = &e.diagnostics()[0];
                 assert_eq!(d.key, "dataplane.workers", "{d}");
                 assert_eq!(d.line, 8, "{d}");
+                assert!(d.to_string().contains("dataplane.eal"), "{d}");
             }
             Ok(c) => panic!("workers = 2 accepted: {:?}", backend_config(&c)),
         }
+        // Three lcores carry two workers; --lcores groups count their lcores.
+        for eal in [
+            "\"-l\", \"0-2\"",
+            "\"--lcores=0@0,1@0,2@1\"",
+            "\"--lcores\", \"(0-2)@0\"",
+        ] {
+            let text = BASE
+                .replace("eal = [", "workers = 2\neal = [")
+                .replace("\"-l\", \"0-1\"", eal);
+            assert!(Config::parse(&text).is_ok(), "{eal}");
+        }
+        // The same check at start-up, on what EAL made of the arguments.
+        assert_eq!(pick_lcores(&[1, 2, 3], 2).expect("enough"), [1, 2]);
+        match pick_lcores(&[1], 2) {
+            Err(DataplaneError::Config { key, message }) => {
+                assert_eq!(key, "dataplane.workers");
+                assert!(message.contains("dataplane.eal"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn eal_lcore_lists_are_read() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            config::eal_lcores(&v(&["-l", "0-3"])),
+            Some(vec![0, 1, 2, 3])
+        );
+        assert_eq!(config::eal_lcores(&v(&["-l0,2,4"])), Some(vec![0, 2, 4]));
+        assert_eq!(
+            config::eal_lcores(&v(&["--no-huge", "--lcores=0@0,1@0,2@1"])),
+            Some(vec![0, 1, 2])
+        );
+        assert_eq!(
+            config::eal_lcores(&v(&["--lcores", "(0,1)@(0,1),4@2"])),
+            Some(vec![0, 1, 4])
+        );
+        assert_eq!(config::eal_lcores(&v(&["-c", "0x6"])), Some(vec![1, 2]));
+        assert_eq!(
+            config::eal_lcores(&v(&["--no-huge", "--log-level", "x"])),
+            None
+        );
+        assert_eq!(config::eal_lcores(&v(&["-l", "3-1"])), None);
+        assert_eq!(config::eal_lcores(&v(&["-l"])), None);
+    }
+
+    #[test]
+    fn workers_get_af_packet_queue_pairs() {
+        let text = BASE
+            .replace("eal = [", "workers = 2\neal = [")
+            .replace("\"-l\", \"0-1\"", "\"-l\", \"0-2\"")
+            .replace(
+                "device = \"0000:03:00.0\"",
+                "device = \"net_af_packet1,iface=l1,qpairs=4\"",
+            );
+        let b = backend_config(&cfg(&text)).expect("backend config");
+        assert_eq!(b.ports[0].devargs.as_deref(), Some("iface=l0,qpairs=2"));
+        // Set by the user: kept.
+        assert_eq!(b.ports[1].devargs.as_deref(), Some("iface=l1,qpairs=4"));
+        // One worker: the devargs as written.
+        let b = backend_config(&cfg(BASE)).expect("backend config");
+        assert_eq!(b.ports[0].devargs.as_deref(), Some("iface=l0"));
+        assert_eq!(with_qpairs("net_af_packet0", String::new(), 3), "qpairs=3");
+        assert_eq!(with_qpairs("net_tap0", "iface=x".into(), 3), "iface=x");
+        assert_eq!(
+            with_qpairs("net_af_packet0", "iface=x,qpairs=1".into(), 3),
+            "iface=x,qpairs=1"
+        );
     }
 
     #[test]
@@ -1885,7 +2876,7 @@ weight = 3
         let mut t = Table::default();
         let cmds = diff(&BTreeMap::new(), &d);
         for c in &cmds {
-            t.record(c, &d);
+            t.record(std::slice::from_ref(c), &d);
         }
         // What the worker would count.
         if let Some(Command::AddServer(_, _, stats)) = cmds.get(1) {
@@ -1899,7 +2890,7 @@ weight = 3
         }
         let key = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(10, 0, 0, 100), 80);
         let down = Command::SetAvailable(key, Ipv4Addr::new(192, 168, 7, 28), 8080, false);
-        t.record(&down, &d);
+        t.record(&[down], &d);
         let sample = (Instant::now() - Duration::from_secs(1), before);
         let v = services_view(&t, true, true, Some(&sample));
         let s = &v.services[0];
@@ -1924,7 +2915,7 @@ weight = 3
         let d = desired_services(&cfg(BASE));
         let mut t = Table::default();
         for c in &diff(&BTreeMap::new(), &d) {
-            t.record(c, &d);
+            t.record(std::slice::from_ref(c), &d);
         }
         let backend = Arc::new(BackendCounters {
             ports: vec![Default::default()],
@@ -1934,8 +2925,9 @@ weight = 3
         let col = DpCollector::new(
             Arc::new(Mutex::new(t)),
             vec!["ftap0".into()],
-            backend,
-            Arc::new(WorkerCounters::default()),
+            vec![backend],
+            vec![Arc::new(WorkerCounters::default())],
+            Vec::new(),
         )
         .expect("collector");
         let reg = prometheus::Registry::new();
@@ -1954,5 +2946,341 @@ weight = 3
         );
         assert!(text.contains("fulcrum_dataplane_port_rx_packets_total{port=\"ftap0\"} 11"));
         assert!(text.contains("fulcrum_dataplane_drops_total{reason="));
+    }
+
+    #[test]
+    fn fan_out_gives_every_worker_its_own_counters_and_views_sum_them() {
+        let d = desired_services(&cfg(BASE));
+        let cmds = diff(&BTreeMap::new(), &d);
+        let mut t = Table::default();
+        let mut each = Vec::new();
+        for c in &cmds {
+            let e = fan_out(c, 3);
+            assert_eq!(e.len(), 3);
+            t.record(&e, &d);
+            each.push(e);
+        }
+        // The first copy keeps the original counters, the others get their own.
+        let svc: Vec<Arc<Stats>> = stats_of(&each[0]);
+        assert_eq!(svc.len(), 3);
+        if let Command::AddService(_, _, s) = &cmds[0] {
+            assert!(Arc::ptr_eq(s, &svc[0]));
+        }
+        assert!(!Arc::ptr_eq(&svc[0], &svc[1]) && !Arc::ptr_eq(&svc[1], &svc[2]));
+        // Commands without counters are the same for every worker.
+        let key = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(10, 0, 0, 100), 80);
+        let del = fan_out(
+            &Command::DeleteServer(key, Ipv4Addr::new(1, 2, 3, 4), 80),
+            2,
+        );
+        assert_eq!(kinds(&del), ["-rs 1.2.3.4", "-rs 1.2.3.4"]);
+        // Each worker counts on its own; the view adds them up.
+        for (w, s) in svc.iter().enumerate() {
+            s.conns.add(10 * (w as u64 + 1));
+        }
+        let rs = stats_of(&each[1]);
+        rs[0].active.set(1);
+        rs[2].active.set(4);
+        rs[1].pkts_in.add(7);
+        let v = services_view(&t, true, false, None);
+        assert_eq!(v.services[0].stats.map(|c| c.conns), Some(60));
+        let r0 = &v.services[0].real_servers[0];
+        assert_eq!(r0.active_conns, 5);
+        assert_eq!(r0.stats.map(|c| c.in_packets), Some(7));
+        assert_eq!(worker_connections(&t, 3), [10, 20, 30]);
+        // ipvsadm -Z: the views start again from zero, the raw sums go on.
+        t.zero(None);
+        svc[1].conns.add(2);
+        let v = services_view(&t, true, false, None);
+        assert_eq!(v.services[0].stats.map(|c| c.conns), Some(2));
+        assert_eq!(
+            v.services[0].real_servers[0].stats.map(|c| c.in_packets),
+            Some(0)
+        );
+        assert_eq!(worker_connections(&t, 3), [10, 22, 30]);
+        // Zeroing another service leaves this one alone.
+        t.zero(Some(ServiceKey::new(
+            PROTO_TCP,
+            Ipv4Addr::new(10, 0, 0, 100),
+            81,
+        )));
+        let v = services_view(&t, true, false, None);
+        assert_eq!(v.services[0].stats.map(|c| c.conns), Some(2));
+    }
+
+    #[test]
+    fn control_queues_fan_out_to_every_worker() {
+        let (ctl, rxs) = control_queues(2);
+        assert_eq!((ctl.len(), rxs.len()), (2, 2));
+        let key = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(10, 0, 0, 100), 80);
+        let cmd = Command::AddService(key, ServiceConfig::default(), Arc::default());
+        let each = fan_out(&cmd, ctl.len());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            send_all(&ctl, &each).await.expect("sent");
+            send_timeouts(&ctl, Timeouts::dpvs()).await.expect("sent");
+        });
+        // Drained the way a loop drains its queue.
+        for rx in &rxs {
+            let got: Vec<Control> = std::iter::from_fn(|| rx.try_recv()).collect();
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert!(
+                matches!(&got[0], Control::Command(c) if matches!(**c, Command::AddService(..)))
+            );
+            assert!(matches!(got[1], Control::Timeouts(_)));
+        }
+    }
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn ipvsadm_command_lines_parse() {
+        let key = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(10, 0, 0, 100), 80);
+        let ukey = ServiceKey::new(PROTO_UDP, Ipv4Addr::new(10, 0, 0, 100), 53);
+        assert_eq!(
+            parse_ipvsadm(&args("-A -t 10.0.0.100:80 -s rr -p 60 -M 255.255.255.0")),
+            Ok(IpvsadmOp::AddService(
+                key,
+                ServiceOpts {
+                    scheduler: Some(SchedKind::Rr),
+                    persistence: Some(Persistence {
+                        timeout: Duration::from_secs(60),
+                        netmask: 24
+                    }),
+                }
+            ))
+        );
+        // -p without a value: ipvsadm's 300 s.
+        assert_eq!(
+            parse_ipvsadm(&args("--add-service --udp-service=10.0.0.100:53 -p")),
+            Ok(IpvsadmOp::AddService(
+                ukey,
+                ServiceOpts {
+                    scheduler: None,
+                    persistence: Some(Persistence {
+                        timeout: Duration::from_secs(300),
+                        netmask: 32
+                    }),
+                }
+            ))
+        );
+        assert_eq!(
+            parse_ipvsadm(&args("-E -t 10.0.0.100:80 -s wlc")),
+            Ok(IpvsadmOp::EditService(
+                key,
+                ServiceOpts {
+                    scheduler: Some(SchedKind::Wlc),
+                    persistence: None
+                }
+            ))
+        );
+        assert_eq!(
+            parse_ipvsadm(&args("-D -t 10.0.0.100:80")),
+            Ok(IpvsadmOp::DeleteService(key))
+        );
+        let rs = Ipv4Addr::new(192, 168, 7, 27);
+        let mut want = RealServerConfig::new(rs, 80, 1);
+        want.forward = Forward::Dr;
+        assert_eq!(
+            parse_ipvsadm(&args("-a -t 10.0.0.100:80 -r 192.168.7.27")),
+            Ok(IpvsadmOp::AddServer(key, want))
+        );
+        for fnat in ["-b", "--fullnat"] {
+            let mut want = RealServerConfig::new(rs, 8080, 5);
+            want.forward = Forward::FullNat;
+            assert_eq!(
+                parse_ipvsadm(&args(&format!(
+                    "-a -t 10.0.0.100:80 -r 192.168.7.27:8080 -w 5 {fnat}"
+                ))),
+                Ok(IpvsadmOp::AddServer(key, want))
+            );
+        }
+        assert_eq!(
+            parse_ipvsadm(&args("-e -t 10.0.0.100:80 -r 192.168.7.27:80 -w 0")),
+            Ok(IpvsadmOp::EditServer(key, rs, 80, Some(0), None))
+        );
+        assert_eq!(
+            parse_ipvsadm(&args("-e -t 10.0.0.100:80 -r 192.168.7.27:80 -m")),
+            Ok(IpvsadmOp::EditServer(key, rs, 80, None, Some(Forward::Nat)))
+        );
+        assert_eq!(
+            parse_ipvsadm(&args("-e -t 10.0.0.100:80 -r 192.168.7.27:80 -i")),
+            Ok(IpvsadmOp::EditServer(key, rs, 80, None, Some(Forward::Tun)))
+        );
+        assert_eq!(
+            parse_ipvsadm(&args("-d -t 10.0.0.100:80 -r 192.168.7.27:80")),
+            Ok(IpvsadmOp::DeleteServer(key, rs, 80))
+        );
+        assert_eq!(parse_ipvsadm(&args("-Z")), Ok(IpvsadmOp::Zero(None)));
+        assert_eq!(
+            parse_ipvsadm(&args("-Z -t 10.0.0.100:80")),
+            Ok(IpvsadmOp::Zero(Some(key)))
+        );
+        assert_eq!(parse_ipvsadm(&args("-C")), Ok(IpvsadmOp::Clear));
+        assert_eq!(
+            parse_ipvsadm(&args("--set 900 120 300")),
+            Ok(IpvsadmOp::SetTimeouts(
+                Duration::from_secs(900),
+                Duration::from_secs(120),
+                Duration::from_secs(300)
+            ))
+        );
+        // Errors name what is wrong.
+        for (line, word) in [
+            ("", "no command"),
+            ("-A -D -t 10.0.0.100:80", "more than one command"),
+            ("-A", "-t or -u"),
+            ("-A -t 10.0.0.100", "port"),
+            ("-A -t nowhere:80", "not an IPv4"),
+            ("-A -t 10.0.0.100:80 -s nosuch", "-s nosuch"),
+            ("-a -t 10.0.0.100:80", "-r"),
+            ("-a -t 10.0.0.100:80 -r 192.168.7.27 -w lots", "-w lots"),
+            ("-a -t 10.0.0.100:80 -r 192.168.7.27 -w 70000", "-w 70000"),
+            ("-A -t 10.0.0.100:80 -p 30 -M 255.0.255.0", "contiguous"),
+            ("--set 900 120", "three values"),
+            ("--set 900 x 300", "--set x"),
+            ("-A -f 7", "only TCP and UDP"),
+            ("-R", "-R"),
+            ("-t", "-t needs a value"),
+        ] {
+            match parse_ipvsadm(&args(line)) {
+                Err(e) => assert!(e.contains(word), "{line:?}: {e}"),
+                Ok(op) => panic!("{line:?} accepted: {op:?}"),
+            }
+        }
+    }
+
+    fn snap(worker: u16, n: usize, total: usize) -> ConnSnapshot {
+        use dataplane::dpdk::ConnInfo;
+        let rows = (0..n)
+            .map(|i| ConnInfo {
+                proto: if i == 1 { PROTO_UDP } else { PROTO_TCP },
+                state: dataplane::conn::TcpState::Established,
+                forward: if i == 2 {
+                    Forward::Nat
+                } else {
+                    Forward::FullNat
+                },
+                client: std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000 + i as u16),
+                vip: std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 100), 80),
+                local: (i != 2).then(|| {
+                    std::net::SocketAddrV4::new(Ipv4Addr::new(192, 168, 7, 188), 1025 + i as u16)
+                }),
+                server: std::net::SocketAddrV4::new(Ipv4Addr::new(192, 168, 7, 27), 80),
+                expires: Duration::from_millis(89_200),
+                template: false,
+            })
+            .collect();
+        ConnSnapshot {
+            worker,
+            rows,
+            total,
+            truncated: n < total,
+        }
+    }
+
+    #[test]
+    fn conns_view_merges_workers_and_bounds_the_rows() {
+        let v = conns_view(&[snap(0, 3, 3), snap(1, 2, 2)], 100);
+        assert_eq!((v.conns.len(), v.total, v.truncated), (5, 5, false));
+        let r = &v.conns[0];
+        assert_eq!(
+            (
+                r.protocol.as_str(),
+                r.state.as_str(),
+                r.expires_seconds,
+                r.worker
+            ),
+            ("tcp", "ESTABLISHED", 90, 0)
+        );
+        assert_eq!(r.client, "10.0.0.2:40000");
+        assert_eq!(r.virtual_address, "10.0.0.100:80");
+        assert_eq!(r.local.as_deref(), Some("192.168.7.188:1025"));
+        assert_eq!(r.real_server, "192.168.7.27:80");
+        assert_eq!(
+            (v.conns[1].protocol.as_str(), v.conns[1].state.as_str()),
+            ("udp", "UDP")
+        );
+        assert_eq!(v.conns[2].local, None, "NAT has no local address");
+        assert_eq!(v.conns[3].worker, 1);
+        // The limit holds over all workers together.
+        let v = conns_view(&[snap(0, 3, 3), snap(1, 2, 2)], 4);
+        assert_eq!((v.conns.len(), v.total, v.truncated), (4, 5, true));
+        // A worker that left rows out makes the answer truncated.
+        let v = conns_view(&[snap(0, 1, 9)], 100);
+        assert_eq!((v.conns.len(), v.total, v.truncated), (1, 9, true));
+        let json = serde_json::to_value(&v).expect("json");
+        assert_eq!(json["truncated"], true);
+        assert_eq!(json["conns"][0]["local"], "192.168.7.188:1025");
+    }
+
+    #[test]
+    fn collector_exports_per_worker_counters_and_sums_ports() {
+        let d = desired_services(&cfg(BASE));
+        let mut t = Table::default();
+        let mut svc = Vec::new();
+        for c in &diff(&BTreeMap::new(), &d) {
+            let each = fan_out(c, 2);
+            if let Command::AddService(..) = c {
+                svc = stats_of(&each);
+            }
+            t.record(&each, &d);
+        }
+        svc[0].conns.add(3);
+        svc[1].conns.add(5);
+        let backend: Vec<Arc<BackendCounters>> = (0..2)
+            .map(|_| {
+                Arc::new(BackendCounters {
+                    ports: vec![Default::default()],
+                    lcore: Default::default(),
+                })
+            })
+            .collect();
+        backend[0].ports[0].rx_packets.add(11);
+        backend[1].ports[0].rx_packets.add(4);
+        backend[1].lcore.rounds.add(9);
+        let handover: Vec<Arc<HandoverCounters>> =
+            (0..2).map(|_| Arc::new(HandoverCounters::new(2))).collect();
+        handover[1].sent.add(6);
+        handover[0].received.add(6);
+        let workers: Vec<Arc<WorkerCounters>> = (0..2)
+            .map(|_| Arc::new(WorkerCounters::default()))
+            .collect();
+        workers[0].forwarded.add(2);
+        workers[1].forwarded.add(3);
+        let col = DpCollector::new(
+            Arc::new(Mutex::new(t)),
+            vec!["ftap0".into()],
+            backend,
+            workers,
+            handover,
+        )
+        .expect("collector");
+        let reg = prometheus::Registry::new();
+        reg.register(Box::new(col)).expect("register");
+        let mut out = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &reg.gather(), &mut out)
+            .expect("encode");
+        let text = String::from_utf8(out).expect("utf8");
+        for line in [
+            "fulcrum_dataplane_port_rx_packets_total{port=\"ftap0\"} 15",
+            "fulcrum_dataplane_worker_rx_packets_total{worker=\"0\"} 11",
+            "fulcrum_dataplane_worker_rx_packets_total{worker=\"1\"} 4",
+            "fulcrum_dataplane_worker_rounds_total{worker=\"1\"} 9",
+            "fulcrum_dataplane_worker_connections_total{worker=\"0\"} 3",
+            "fulcrum_dataplane_worker_connections_total{worker=\"1\"} 5",
+            "fulcrum_dataplane_worker_handover_sent_total{worker=\"1\"} 6",
+            "fulcrum_dataplane_worker_handover_received_total{worker=\"0\"} 6",
+            "fulcrum_dataplane_worker_handover_owner_mismatch_total{worker=\"0\"} 0",
+            "fulcrum_dataplane_forwarded_packets_total 5",
+            "fulcrum_ipvs_connections_total{service=\"web\",local_address=\"10.0.0.100\",local_port=\"80\",proto=\"TCP\"} 8",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 }

@@ -118,11 +118,22 @@ struct Lab {
     rs: String,
     dir: PathBuf,
     daemon: Option<Child>,
+    /// One DPDK lab at a time in this binary: both pin lcores to the same two CPUs.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Serialises the labs of this binary (held by [`Lab`] until its cleanup is done).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Lab {
     fn new() -> Lab {
-        let base = format!("flab-fdpdk-{}", std::process::id());
+        Lab::with_tag("fdpdk")
+    }
+
+    /// A lab whose namespaces and directory are named `flab-<tag>-<pid>-*`.
+    fn with_tag(tag: &str) -> Lab {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let base = format!("flab-{tag}-{}", std::process::id());
         let lab = Lab {
             c: format!("{base}-c"),
             far: format!("{base}-f"),
@@ -130,6 +141,7 @@ impl Lab {
             rs: format!("{base}-rs"),
             dir: PathBuf::from(format!("/tmp/{base}")),
             daemon: None,
+            _serial: serial,
         };
         std::fs::create_dir_all(&lab.dir).expect("lab dir");
         for ns in [&lab.c, &lab.far, &lab.lb, &lab.rs] {
@@ -417,12 +429,17 @@ dead_interval = "4s"
 
     fn start_daemon(&mut self, fulcrumd: &Path) {
         let config = self.write_config(1);
+        self.start_daemon_with(fulcrumd, &config);
+    }
+
+    /// Starts fulcrumd in the balancer namespace with `config`.
+    fn start_daemon_with(&mut self, fulcrumd: &Path, config: &Path) {
         let log = std::fs::File::create(self.dir.join("fulcrumd.log")).expect("log");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.lb])
             .arg(fulcrumd)
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .env("RUNTIME_DIRECTORY", &self.dir)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -824,4 +841,398 @@ fn fulcrumd_dpdk_mode_balances_fullnat_nat_and_announces_over_ospf() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}\n{}", lab.log());
+}
+
+/// The CPUs this process may run on, ascending.
+fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_string();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.parse().expect("cpu range start"),
+                    b.parse().expect("cpu range end"),
+                );
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().expect("cpu")),
+        }
+    }
+    cpus
+}
+
+/// Requests of the multi-worker test.
+const MW_N: usize = 400;
+
+/// The configuration of the multi-worker test: two workers on lcores 1 and 2 (pinned
+/// to the first and second allowed CPU; lcore 0, the main one, shares the first), a
+/// FullNAT service VIP:80 over the two nginx servers.
+fn write_workers_config(lab: &Lab) -> PathBuf {
+    let cpus = allowed_cpus();
+    let c0 = cpus[0];
+    let c1 = cpus.get(1).copied().unwrap_or(c0);
+    let conf = format!(
+        r#"[global]
+router_id = "10.0.0.1"
+control_socket = "{sock}"
+metrics = "127.0.0.1:9477"
+
+[dataplane]
+mode = "dpdk"
+eal = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "{prefix}",
+       "--lcores=0@{c0},1@{c0},2@{c1}", "--log-level", "lib.eal:warning"]
+workers = 2
+idle_sleep_us = 50
+
+[timeouts]
+tcp = "60s"
+
+[[interface]]
+name = "ftap0"
+device = "net_af_packet0,iface=l0"
+addresses = ["10.0.0.1/24"]
+
+[[interface]]
+name = "ftap1"
+device = "net_af_packet1,iface=l1"
+addresses = ["192.168.7.1/24"]
+
+[[service]]
+name = "web-mw"
+vip = "{VIP}"
+port = 80
+scheduler = "rr"
+forward = "fnat"
+local_addresses = ["{LIP}"]
+
+[[service.real_server]]
+address = "{rs0}"
+
+[[service.real_server]]
+address = "{rs1}"
+"#,
+        sock = lab.socket().display(),
+        prefix = lab.lb,
+        rs0 = RS[0],
+        rs1 = RS[1],
+    );
+    let path = lab.dir.join("fulcrum-mw.toml");
+    std::fs::write(&path, conf).expect("fulcrum-mw.toml");
+    path
+}
+
+/// The value of a metric line `name{labels} value` in a scrape (0 when absent).
+fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn scrape(lab: &Lab) -> String {
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &lab.lb,
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "http://127.0.0.1:9477/metrics",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("metrics: {e}"))
+}
+
+/// `fulcrum conns --json`: the rows.
+fn conns(lab: &Lab, fulcrum: &Path) -> Vec<serde_json::Value> {
+    let out = lab
+        .cli(fulcrum, &["conns", "--json"])
+        .unwrap_or_else(|e| panic!("conns: {e}\n{}", lab.log()));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("conns json");
+    v["conns"].as_array().cloned().expect("conns array")
+}
+
+/// Established FullNAT connections of the VIP in a `conns` answer: their
+/// `expires_seconds`; every one must show the local address column.
+fn established(rows: &[serde_json::Value]) -> Vec<u64> {
+    rows.iter()
+        .filter(|r| r["state"] == "ESTABLISHED" && r["virtual_address"] == format!("{VIP}:80"))
+        .map(|r| {
+            let local = r["local"].as_str().unwrap_or_default();
+            assert!(
+                local.starts_with(&format!("{LIP}:")),
+                "no local address: {r}"
+            );
+            assert_eq!(
+                r["client"].as_str().map(|c| c.starts_with("10.0.0.2:")),
+                Some(true)
+            );
+            r["expires_seconds"].as_u64().expect("expires")
+        })
+        .collect()
+}
+
+#[test]
+fn fulcrumd_dpdk_two_workers_conns_and_runtime_ipvsadm() {
+    let (fulcrumd, fulcrum) = binaries();
+    let start = Instant::now();
+    let mut lab = Lab::with_tag("fdpdkmw");
+    let config = write_workers_config(&lab);
+    lab.start_daemon_with(&fulcrumd, &config);
+
+    let t0 = Instant::now();
+    loop {
+        if let Ok(out) = lab.cli(&fulcrum, &["services", "--json"]) {
+            let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            if v["services"][0]["real_servers"].as_array().map(Vec::len) == Some(2) {
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "no services from fulcrumd:\n{}",
+            lab.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        lab.log()
+            .contains("2 forwarding worker(s) on lcores [1, 2]"),
+        "{}",
+        lab.log()
+    );
+    // The twin answers (its ARP and ICMP are punted, from either worker, to worker 0).
+    let t0 = Instant::now();
+    while run(
+        "ip",
+        &[
+            "netns", "exec", &lab.c, "ping", "-c", "1", "-W", "1", "10.0.0.1",
+        ],
+    )
+    .is_err()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "twin does not answer\n{}",
+            lab.log()
+        );
+    }
+
+    eprintln!("[{:?}] daemon up, twin answers", start.elapsed());
+    // 400 requests, each on a new connection: all answered through the local address.
+    let lines = lab.requests(&format!("http://{VIP}/"), MW_N);
+    assert_eq!(lines.len(), MW_N, "{lines:?}");
+    let want = format!(" via={LIP} client={LIP} 200");
+    let bad: Vec<&String> = lines.iter().filter(|l| !l.ends_with(&want)).collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {MW_N} wrong, first {:?}\n{}",
+        bad.len(),
+        bad.first(),
+        lab.log()
+    );
+    for rs in RS {
+        let n = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("rs={rs} ")))
+            .count();
+        assert!(n > MW_N / 4, "{rs} served {n} of {MW_N}");
+    }
+
+    // Both workers created connections; frames crossed between them; no worker
+    // disagreed on an owner. The service counters sum both workers.
+    let m = scrape(&lab);
+    let per_worker: Vec<f64> = (0..2)
+        .map(|w| {
+            metric_value(
+                &m,
+                &format!("fulcrum_dataplane_worker_connections_total{{worker=\"{w}\"}}"),
+            )
+        })
+        .collect();
+    assert!(
+        per_worker.iter().all(|&c| c > 0.0),
+        "connections per worker {per_worker:?}\n{m}"
+    );
+    let stats: serde_json::Value = serde_json::from_str(
+        &lab.cli(&fulcrum, &["services", "--stats", "--json"])
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .expect("json");
+    let total = stats["services"][0]["stats"]["conns"].as_u64().unwrap_or(0);
+    assert_eq!(
+        total as f64,
+        per_worker.iter().sum::<f64>(),
+        "services --stats sums the workers: {stats}"
+    );
+    assert!(total >= MW_N as u64, "{stats}");
+    let handed: f64 = (0..2)
+        .map(|w| {
+            metric_value(
+                &m,
+                &format!("fulcrum_dataplane_worker_handover_sent_total{{worker=\"{w}\"}}"),
+            )
+        })
+        .sum();
+    assert!(handed > 0.0, "no hand-over counted\n{m}");
+    for w in 0..2 {
+        let series =
+            format!("fulcrum_dataplane_worker_handover_owner_mismatch_total{{worker=\"{w}\"}}");
+        assert!(m.contains(&series), "{series} missing\n{m}");
+        assert_eq!(metric_value(&m, &series), 0.0, "{series}");
+        let rx = format!("fulcrum_dataplane_worker_rx_packets_total{{worker=\"{w}\"}}");
+        assert!(metric_value(&m, &rx) > 0.0, "{rx}\n{m}");
+    }
+    eprintln!(
+        "[{:?}] connections per worker {per_worker:?}, handed over {handed}",
+        start.elapsed()
+    );
+
+    // Keep-alive connections open (wrk) while the connection table is listed.
+    let wrk = Command::new("ip")
+        .args(["netns", "exec", &lab.c, "wrk", "-t1", "-c4", "-d6s"])
+        .arg(format!("http://{VIP}/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wrk");
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = conns(&lab, &fulcrum);
+    let est = established(&rows);
+    assert!(est.len() >= 4, "wrk's connections not listed: {rows:?}");
+    assert!(
+        est.iter().all(|&e| e <= 60),
+        "established expiry beyond the configured 60 s: {est:?}"
+    );
+    let workers: std::collections::BTreeSet<u64> =
+        rows.iter().filter_map(|r| r["worker"].as_u64()).collect();
+    assert!(workers.iter().all(|w| *w < 2), "{workers:?}");
+    let table = lab.cli(&fulcrum, &["conns"]).unwrap_or_else(|e| e);
+    assert!(
+        table.contains("Local") && table.contains(&format!("{LIP}:")),
+        "{table}"
+    );
+
+    // ipvsadm --set: the established timeout becomes 900 s, seen on the next packets.
+    let answer = lab
+        .cli(&fulcrum, &["ipvsadm", "--set", "900", "120", "300"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer.contains("tcp 900s"), "{answer}");
+    assert!(answer.contains("lost on the next reload"), "{answer}");
+    std::thread::sleep(Duration::from_millis(500));
+    let est = established(&conns(&lab, &fulcrum));
+    assert!(
+        est.iter().any(|&e| e > 800),
+        "no connection with the 900 s timeout: {est:?}"
+    );
+    let out = wrk.wait_with_output().expect("wrk");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk: {report}");
+    assert!(
+        !report.contains("Socket errors") && !report.contains("Non-2xx"),
+        "wrk errors: {report}"
+    );
+
+    eprintln!("[{:?}] conns and --set checked", start.elapsed());
+    // ipvsadm -e ... -w 0 drains the second server: new connections all go to the first.
+    let answer = lab
+        .cli(
+            &fulcrum,
+            &[
+                "ipvsadm",
+                "-e",
+                "-t",
+                &format!("{VIP}:80"),
+                "-r",
+                &format!("{}:80", RS[1]),
+                "-w",
+                "0",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        answer.contains("edited") && answer.contains("lost on the next reload"),
+        "{answer}"
+    );
+    let services = lab.cli(&fulcrum, &["services"]).unwrap_or_else(|e| e);
+    let lines = lab.requests(&format!("http://{VIP}/"), 100);
+    assert_eq!(lines.len(), 100);
+    let first = format!("rs={} via={LIP} client={LIP} 200", RS[0]);
+    let other: Vec<&String> = lines.iter().filter(|l| **l != first).collect();
+    assert!(
+        other.is_empty(),
+        "{} of 100 not served by {} after draining {}: {:?}\n{services}",
+        other.len(),
+        RS[0],
+        RS[1],
+        other.first()
+    );
+    // A bad command line is refused with the reason; the daemon keeps running.
+    let e = lab
+        .cli(
+            &fulcrum,
+            &[
+                "ipvsadm",
+                "-d",
+                "-t",
+                &format!("{VIP}:80"),
+                "-r",
+                "192.168.7.99:80",
+            ],
+        )
+        .expect_err("no such server");
+    assert!(e.contains("no real server"), "{e}");
+
+    let m = scrape(&lab);
+    for w in 0..2 {
+        let series =
+            format!("fulcrum_dataplane_worker_handover_owner_mismatch_total{{worker=\"{w}\"}}");
+        assert_eq!(metric_value(&m, &series), 0.0, "{series}");
+    }
+    // The per-worker families pass Prometheus' own lint.
+    let path = lab.dir.join("metrics.txt");
+    std::fs::write(&path, &m).expect("write metrics");
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).expect("open"))
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // SIGTERM stops both loops and the daemon exits cleanly.
+    eprintln!("[{:?}] drain checked", start.elapsed());
+    let mut d = lab.daemon.take().expect("daemon");
+    must("kill", &["-TERM", &d.id().to_string()]);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = d.try_wait().expect("wait") {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(15) {
+            let _ = d.kill();
+            panic!("fulcrumd did not exit after SIGTERM:\n{}", lab.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}\n{}", lab.log());
+    assert!(
+        lab.log().contains("forwarding loops stopped"),
+        "{}",
+        lab.log()
+    );
 }

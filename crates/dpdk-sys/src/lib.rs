@@ -54,7 +54,10 @@ pub use eal::{lcore_id, Eal, ThreadRegistration, LAUNCH_PANICKED};
 pub use error::{Error, Result};
 pub use mbuf::{Drain, Mbuf, MbufArray, BURST};
 pub use mempool::Mempool;
-pub use port::{rx_burst, tx_burst, Link, Port, PortControl, PortInfo, RxQueue, Stats, TxQueue};
+pub use port::{
+    rx_burst, tx_burst, Link, Port, PortControl, PortInfo, RxQueue, Stats, TxQueue,
+    RX_OFFLOAD_IPV4_CKSUM,
+};
 
 /// Directory of the DPDK PMD plugins found at build time (`pkg-config --variable=pmdsdir
 /// libdpdk`, else the newest `/usr/lib/x86_64-linux-gnu/dpdk/pmds-*`, overridable with

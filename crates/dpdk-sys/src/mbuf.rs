@@ -71,6 +71,17 @@ impl<'eal> Mbuf<'eal> {
         unsafe { self.ptr.as_ref() }
     }
 
+    /// The offload flags (`ol_flags`, `RTE_MBUF_F_*` bits) the driver set on receive.
+    pub fn ol_flags(&self) -> u64 {
+        self.head().ol_flags
+    }
+
+    /// Whether the driver verified the IPv4 header checksum and found it good
+    /// (`RTE_MBUF_F_RX_IP_CKSUM_GOOD`; `UNKNOWN`, `BAD` and `NONE` give `false`).
+    pub fn rx_ip_cksum_good(&self) -> bool {
+        ip_cksum_good(self.ol_flags())
+    }
+
     /// Total packet length over all segments (`pkt_len`).
     pub fn len(&self) -> usize {
         self.head().pkt_len as usize
@@ -477,5 +488,29 @@ impl Drop for Drain<'_, '_> {
         for m in self.by_ref() {
             drop(m);
         }
+    }
+}
+
+/// `RTE_MBUF_F_RX_IP_CKSUM_GOOD` under `RTE_MBUF_F_RX_IP_CKSUM_MASK` in `ol_flags`.
+fn ip_cksum_good(ol_flags: u64) -> bool {
+    ol_flags & u64::from(ffi::RTE_MBUF_F_RX_IP_CKSUM_MASK)
+        == u64::from(ffi::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+}
+
+#[cfg(test)]
+mod ol_flags_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_good_verdict_counts() {
+        let good = u64::from(ffi::RTE_MBUF_F_RX_IP_CKSUM_GOOD);
+        let bad = u64::from(ffi::RTE_MBUF_F_RX_IP_CKSUM_BAD);
+        assert!(ip_cksum_good(good));
+        // Other flags beside the verdict do not matter.
+        assert!(ip_cksum_good(good | 1 << 40));
+        assert!(!ip_cksum_good(0), "unknown");
+        assert!(!ip_cksum_good(bad));
+        // NONE is both bits: the checksum is not valid in the packet.
+        assert!(!ip_cksum_good(good | bad));
     }
 }

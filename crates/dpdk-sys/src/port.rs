@@ -63,6 +63,20 @@ pub struct PortInfo {
     pub max_tx_queues: u16,
     /// RSS hash functions the port supports (`RTE_ETH_RSS_*` bits; 0 without RSS).
     pub rss_offloads: u64,
+    /// Receive offloads the port supports (`RTE_ETH_RX_OFFLOAD_*` bits, `rx_offload_capa`).
+    pub rx_offload_capa: u64,
+}
+
+/// `RTE_ETH_RX_OFFLOAD_IPV4_CKSUM` (`RTE_BIT64(1)` in `rte_ethdev.h`, a macro bindgen
+/// does not expand): the port verifies IPv4 header checksums on receive.
+pub const RX_OFFLOAD_IPV4_CKSUM: u64 = 1 << 1;
+
+impl PortInfo {
+    /// Whether the port can verify IPv4 header checksums on receive (its verdict is in
+    /// each mbuf's offload flags, [`crate::Mbuf::rx_ip_cksum_good`]).
+    pub fn rx_ipv4_checksum(&self) -> bool {
+        self.rx_offload_capa & RX_OFFLOAD_IPV4_CKSUM != 0
+    }
 }
 
 /// The claim of one port id in [`CLAIMED`], released when the last holder (the [`Port`],
@@ -194,6 +208,7 @@ impl<'eal> Port<'eal> {
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
+            rx_offload_capa: info.rx_offload_capa,
         })
     }
 

@@ -63,11 +63,15 @@ pub(super) struct Lane {
     twin: Option<Port<'static>>,
     tx: MbufArray<'static>,
     twin_tx: MbufArray<'static>,
+    /// The port verifies IPv4 header checksums on receive: a frame whose mbuf says
+    /// `RTE_MBUF_F_RX_IP_CKSUM_GOOD` skips the worker's software check.
+    ip_csum: bool,
 }
 
 impl Lane {
     pub(super) fn new(port: Port<'static>, twin: Option<Port<'static>>) -> Lane {
-        Lane::with_io(Io::Whole(port), twin)
+        let ip_csum = port.info().is_ok_and(|i| i.rx_ipv4_checksum());
+        Lane::with_io(Io::Whole(port), twin).with_ip_csum(ip_csum)
     }
 
     pub(super) fn with_io(port: Io, twin: Option<Port<'static>>) -> Lane {
@@ -76,7 +80,15 @@ impl Lane {
             twin,
             tx: MbufArray::new(),
             twin_tx: MbufArray::new(),
+            ip_csum: false,
         }
+    }
+
+    /// Whether the port reports IPv4 receive checksum verification
+    /// ([`dpdk_sys::PortInfo::rx_ipv4_checksum`]).
+    pub(super) fn with_ip_csum(mut self, on: bool) -> Lane {
+        self.ip_csum = on;
+        self
     }
 
     /// The whole port (not the queue handles of a split one) and the twin, for stopping.
@@ -416,6 +428,17 @@ impl<'p> Loop<'p> {
                     self.worker.learn_neighbor(ip, mac, now);
                     self.c.lcore.control_applied.add(1);
                 }
+                Control::Timeouts(t) => {
+                    self.worker.set_timeouts(*t);
+                    self.c.lcore.control_applied.add(1);
+                }
+                Control::Snapshot(req) => {
+                    let id = self.peers.as_ref().map_or(0, |p| p.me);
+                    let snap = super::conn_snapshot(&self.worker, id, now, req.limit);
+                    // The requester may have given up: nothing to do then.
+                    let _ = req.reply.try_send(snap);
+                    self.c.lcore.control_applied.add(1);
+                }
             }
         }
         // Frames handed over by the other loops first: their connection already waits.
@@ -560,9 +583,15 @@ impl<'p> Loop<'p> {
         let mut actions = [Action::Punt; BURST];
         let mut frames: [Frame<'_>; BURST] = std::array::from_fn(|_| empty_frame());
         let first = self.seq;
+        let ip_csum = self.lanes.get(p).is_some_and(|l| l.ip_csum);
         for (i, (m, f)) in rx.as_mut_slice().iter_mut().zip(&mut frames).enumerate() {
+            // The NIC's IPv4 checksum verdict, read before the buffer is lent out.
+            let good = ip_csum && m.rx_ip_cksum_good();
             match expand(m).and_then(|(s, l, buf)| Frame::new(buf, s, l, port)) {
-                Some(fr) => *f = fr,
+                Some(mut fr) => {
+                    fr.ip_csum_ok = good;
+                    *f = fr;
+                }
                 // An empty frame: the worker drops it as malformed.
                 None => self.c.lcore.multi_segment.add(1),
             }

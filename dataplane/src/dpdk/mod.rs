@@ -37,17 +37,26 @@
 //!   gain). ARP senders seen by one worker are passed to the others' neighbor tables.
 //!   [`HandoverCounters`] per worker.
 //!
+//! - Control messages besides service commands: neighbors, new timeouts, and
+//!   connection-table snapshots ([`Control::Snapshot`], [`conn_snapshot`]: at most a
+//!   requested number of rows, built on the lcore between bursts, only when asked).
+//!
 //! What it does not do: no multi-segment mbufs (counted drops), no offloads, no IPv6.
 //! Workers do not share connection state: a frame whose connection lives on another
 //! worker is handed over, never processed twice. It contains no `unsafe`: everything
 //! goes through `dpdk-sys`.
 
 mod lane;
+mod snapshot;
 mod workers;
 
 pub use lane::{PENDING_SLOTS, TICK};
+pub use snapshot::{
+    conn_snapshot, ConnInfo, ConnSnapshot, SnapshotRequest, DEFAULT_SNAPSHOT_LIMIT,
+};
 pub use workers::{RunningSet, HANDOVER_RING};
 
+use crate::conn::Timeouts;
 use crate::service::{Command, Counter};
 use crate::worker::Worker;
 use dpdk_sys::{pmd_path, Eal, Mempool, Port};
@@ -326,6 +335,13 @@ pub enum Control {
     Command(Box<Command>),
     /// A neighbor learned by the control plane (e.g. from the kernel twin's table).
     Neighbor(Ipv4Addr, [u8; 6]),
+    /// New global timeouts (`[timeouts]` reloaded, `ipvsadm --set`):
+    /// [`Worker::set_timeouts`](crate::worker::Worker::set_timeouts). They apply to
+    /// connections from their next packet on.
+    Timeouts(Box<Timeouts>),
+    /// A connection-table snapshot ([`conn_snapshot`]), answered between bursts on the
+    /// request's channel.
+    Snapshot(SnapshotRequest),
 }
 
 /// Sending end of the control queue (single producer: not `Clone`).
@@ -344,6 +360,14 @@ impl ControlTx {
 /// Receiving end of the control queue, handed to [`Backend::run`].
 #[derive(Debug)]
 pub struct ControlRx(Receiver<Control>);
+
+impl ControlRx {
+    /// The next queued message, if any (what a loop does once per round; for tests and
+    /// for callers that drive a [`Worker`] themselves).
+    pub fn try_recv(&self) -> Option<Control> {
+        self.0.try_recv().ok()
+    }
+}
 
 /// A bounded control queue of `capacity` messages (std's array channel: no lock on the
 /// polling side, which only calls `try_recv` once per round).

@@ -102,12 +102,13 @@ impl Backend {
         let mut lanes: Vec<Vec<Lane>> = (0..n).map(|_| Vec::new()).collect();
         let mut port_controls = Vec::with_capacity(ports.len());
         for p in ports {
+            let ip_csum = p.port.info().is_ok_and(|i| i.rx_ipv4_checksum());
             let (ctl, rxq, txq) = p.port.split();
             port_controls.push(ctl);
             let mut twin = p.twin;
             for ((w, r), t) in lanes.iter_mut().zip(rxq).zip(txq) {
                 // The first worker takes the twin; the others have none.
-                w.push(Lane::with_io(Io::Split(r, t), twin.take()));
+                w.push(Lane::with_io(Io::Split(r, t), twin.take()).with_ip_csum(ip_csum));
             }
         }
         let pool = Arc::new(pool);
