@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONTROL_SOCKET;
+use crate::control::VrrpView;
 use crate::control::{
     BfdPeersView, Client, ConnsView, HealthView, OspfDatabaseView, OspfInterfacesView,
     OspfNeighborsView, ReloadView, Request, RoutesView, ServicesView, StatusView, VipsView,
@@ -71,6 +72,8 @@ pub enum Command {
         #[command(subcommand)]
         what: BfdWhat,
     },
+    /// VRRP instances: state, priority, master, VIPs (like keepalived's `show vrrp`).
+    Vrrp,
     /// Re-read the configuration file (like SIGHUP); a bad file is refused with the reason.
     Reload,
     /// Print the fulcrum configuration equivalent to a keepalived.conf (warnings on stderr).
@@ -301,6 +304,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bfd {
             what: BfdWhat::Peers,
         } => Request::BfdPeers,
+        Command::Vrrp => Request::Vrrp,
         Command::Reload => Request::Reload,
         Command::Ipvsadm { args } => match ipvsadm_request(args) {
             Ok(r) => r,
@@ -366,6 +370,7 @@ pub fn render(request: &Request, value: serde_json::Value) -> Result<String, ser
         Request::OspfInterfaces => render_ospf_interfaces(&serde_json::from_value(value)?),
         Request::OspfDatabase => render_ospf_database(&serde_json::from_value(value)?),
         Request::BfdPeers => render_bfd(&serde_json::from_value(value)?),
+        Request::Vrrp => render_vrrp(&serde_json::from_value(value)?),
         Request::Reload => {
             let v: ReloadView = serde_json::from_value(value)?;
             format!("{}\n", v.message)
@@ -788,6 +793,44 @@ fn render_bfd(v: &BfdPeersView) -> String {
         .collect();
     table(
         &["Peer", "Interface", "State", "Tx/Rx(ms)xMult", "Since"],
+        &rows,
+    )
+}
+
+fn render_vrrp(v: &VrrpView) -> String {
+    let rows: Vec<Vec<String>> = v
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.interface.clone(),
+                i.vrid.to_string(),
+                i.state.clone(),
+                if i.effective_priority == i.priority {
+                    i.priority.to_string()
+                } else {
+                    format!("{} ({})", i.effective_priority, i.priority)
+                },
+                i.master
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                format!("{}ms", i.advert_int_ms),
+                i.vips.join(","),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Instance",
+            "Interface",
+            ">VRID",
+            "State",
+            "Priority",
+            "Master",
+            "Advert",
+            "VIPs",
+        ],
         &rows,
     )
 }

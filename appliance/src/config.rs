@@ -2860,7 +2860,10 @@ group = ["VI_1", "VI_2"]
                 vrrp::Track::new("eth2", -20)
             ]
         );
-        assert_eq!(core.authentication.as_ref().expect("auth").auth_pass, "123456");
+        assert_eq!(
+            core.authentication.as_ref().expect("auth").auth_pass,
+            "123456"
+        );
         assert_eq!(core.validate(), Ok(()));
         let b = c.vrrp.instance[1].core_config(Ipv4Addr::new(10, 20, 0, 2));
         assert_eq!(b.version, vrrp::Version::V3);

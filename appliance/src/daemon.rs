@@ -92,6 +92,8 @@ pub enum Topic {
     Ospf,
     /// `bfd_peers`.
     Bfd,
+    /// `vrrp`.
+    Vrrp,
 }
 
 impl Topic {
@@ -112,6 +114,7 @@ impl Topic {
                 (Topic::Ospf, "OSPF")
             }
             Request::BfdPeers => (Topic::Bfd, "BFD"),
+            Request::Vrrp => (Topic::Vrrp, "VRRP"),
         })
     }
 }
