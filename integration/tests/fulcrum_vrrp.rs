@@ -240,6 +240,7 @@ impl Bed {
                 "br0",
                 "-nn",
                 "-U",
+                "--immediate-mode",
                 "-w",
                 file.to_str().expect("utf-8"),
                 "arp",
@@ -369,16 +370,16 @@ fn mac(node: &Node, dev: &str) -> String {
         .to_string()
 }
 
-/// The capture shows a gratuitous ARP for `vip` sent from `mac`.
+/// The capture shows a gratuitous ARP for `vip` sent from `mac`: a broadcast ARP request
+/// whose sender and target address are both the VIP.
 fn assert_garp(capture: &str, mac: &str, vip: &str) {
-    let needle = format!("Request who-has {vip} tell {vip}");
+    let garp = |l: &&str| {
+        l.contains(&format!(" {mac} > ff:ff:ff:ff:ff:ff, ethertype ARP"))
+            && l.contains(&format!("Request who-has {vip} "))
+            && l.contains(&format!("tell {vip},"))
+    };
     assert!(
-        capture
-            .lines()
-            .any(|l| l.starts_with(mac) || l.contains(&format!(" {mac} >")))
-            && capture
-                .lines()
-                .any(|l| l.contains(mac) && l.contains(&needle)),
+        capture.lines().any(|l| garp(&l)),
         "no gratuitous ARP for {vip} from {mac} in:\n{capture}"
     );
 }
