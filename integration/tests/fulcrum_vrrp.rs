@@ -318,6 +318,27 @@ impl Bed {
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", self.log()));
     }
 
+    /// kill -9 of keepalived's VRRP child and then of its parent (a parent killed alone
+    /// makes the child stop cleanly, sending priority 0).
+    fn kill9_keepalived(&mut self) {
+        let pidfile = self.k.dir().join("keepalived/vrrp.pid");
+        let child: i32 = fs::read_to_string(&pidfile)
+            .expect("vrrp.pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL)
+            .expect("kill -9 the VRRP child");
+        if let Some(p) = self.keepalived.take() {
+            p.signal(Signal::SIGKILL);
+            drop(p);
+        }
+        // keepalived refuses to start while its pid files are there.
+        for f in ["keepalived.pid", "vrrp.pid", "checkers.pid"] {
+            let _ = fs::remove_file(self.k.dir().join("keepalived").join(f));
+        }
+    }
+
     fn keepalived_log(&self) -> String {
         self.keepalived
             .as_ref()
@@ -431,10 +452,7 @@ fn keepalived_master_fulcrum_backup_takes_over_and_higher_priority_preempts() {
     // kill -9 keepalived: fulcrum takes over, announces itself with gratuitous ARPs.
     let cap = bed.start_capture();
     let t0 = Instant::now();
-    if let Some(p) = bed.keepalived.take() {
-        p.signal(Signal::SIGKILL);
-        drop(p);
-    }
+    bed.kill9_keepalived();
     let took = bed.wait_vip(&bed.f, "eth0", VIP, t0);
     let bound = master_down(100);
     eprintln!("kill -9 of keepalived master: fulcrum took the VIP after {took:?} (bound {bound:?})");
