@@ -151,7 +151,11 @@ impl Bed {
         let f = lab.node("f").expect("f");
         let k = lab.node("k").expect("k");
         let c = lab.node("c").expect("c");
-        for (n, ip) in [(&f, "10.50.0.1/24"), (&k, "10.50.0.2/24"), (&c, "10.50.0.10/24")] {
+        for (n, ip) in [
+            (&f, "10.50.0.1/24"),
+            (&k, "10.50.0.2/24"),
+            (&c, "10.50.0.10/24"),
+        ] {
             lab.attach(n, "eth0", &sw).expect("attach");
             n.addr("eth0", ip).expect("addr");
         }
@@ -428,7 +432,9 @@ fn fulcrum_master_keepalived_backup_kill9_moves_vip() {
     }
     let took = bed.wait_vip(&bed.k, "eth0", VIP, t0);
     let bound = master_down(100);
-    eprintln!("kill -9 of fulcrum master: keepalived took the VIP after {took:?} (bound {bound:?})");
+    eprintln!(
+        "kill -9 of fulcrum master: keepalived took the VIP after {took:?} (bound {bound:?})"
+    );
     assert!(took <= bound + SLACK, "took {took:?}, bound {bound:?}");
     wait_until(DEADLINE, "client resumes", || Ok(bed.curl_vip())).expect("client resumes");
     assert_eq!(bed.client_neigh(), Some(mac(&bed.k, "eth0")));
@@ -455,11 +461,15 @@ fn keepalived_master_fulcrum_backup_takes_over_and_higher_priority_preempts() {
     bed.kill9_keepalived();
     let took = bed.wait_vip(&bed.f, "eth0", VIP, t0);
     let bound = master_down(100);
-    eprintln!("kill -9 of keepalived master: fulcrum took the VIP after {took:?} (bound {bound:?})");
+    eprintln!(
+        "kill -9 of keepalived master: fulcrum took the VIP after {took:?} (bound {bound:?})"
+    );
     assert!(took <= bound + SLACK, "took {took:?}, bound {bound:?}");
     assert_eq!(bed.fulcrum_state("VI_1"), "MASTER");
     // keepalived's killed VRRP child may leave the VIP on k: remove it as a restart would.
-    let _ = bed.k.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+    let _ = bed
+        .k
+        .ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
     wait_until(DEADLINE, "client resumes", || Ok(bed.curl_vip())).expect("client resumes");
     let f_mac = mac(&bed.f, "eth0");
     assert_eq!(bed.client_neigh(), Some(f_mac.clone()));
@@ -497,7 +507,9 @@ fn sigterm_resigns_with_priority_zero() {
     let took = bed.wait_vip(&bed.k, "eth0", VIP, t0);
     // After a priority-0 advert the Backup waits only Skew_Time (100 → 0.61 s).
     let bound = Duration::from_secs_f64(156.0 / 256.0);
-    eprintln!("SIGTERM of fulcrum master: keepalived took the VIP after {took:?} (bound {bound:?})");
+    eprintln!(
+        "SIGTERM of fulcrum master: keepalived took the VIP after {took:?} (bound {bound:?})"
+    );
     assert!(took <= bound + SLACK, "took {took:?}, bound {bound:?}");
     wait_until(DEADLINE, "fulcrum removed the VIP", || {
         Ok(!has_vip(&bed.f, "eth0", VIP))
@@ -546,7 +558,10 @@ fn nopreempt_holds_then_reload_preempts_without_flapping_others() {
     .expect("keepalived backup");
     let row = bed.vrrp_row("VI_2");
     assert_eq!(row["state"], "MASTER");
-    assert_eq!(row["transitions"], lone_transitions, "VI_2 flapped on reload");
+    assert_eq!(
+        row["transitions"], lone_transitions,
+        "VI_2 flapped on reload"
+    );
     assert!(has_vip(&bed.f, "eth0", "10.50.0.101"));
     wait_until(DEADLINE, "client follows", || Ok(bed.curl_vip())).expect("client");
 
@@ -582,7 +597,9 @@ fn sync_group_fails_over_together_on_link_down() {
 
     // eth1 of fulcrum loses its link: VI_B goes FAULT, VI_1 follows, keepalived takes both.
     let t0 = Instant::now();
-    bed.f.ip(&["link", "set", "eth1", "down"]).expect("link down");
+    bed.f
+        .ip(&["link", "set", "eth1", "down"])
+        .expect("link down");
     let took_b = bed.wait_vip(&bed.k, "eth1", VIP_B, t0);
     let took_a = bed.wait_vip(&bed.k, "eth0", VIP, t0);
     // Link polling (1 s) plus Master_Down_Interval of keepalived's Backup.
