@@ -841,6 +841,62 @@ mod tests {
     use crate::control::{OspfNeighborRow, RealServerRow, ServiceRow};
 
     #[test]
+    fn vrrp_table() {
+        let c = Cli::try_parse_from(["fulcrum", "vrrp", "--json"]).expect("parse");
+        assert!(matches!(c.command, Command::Vrrp) && c.json);
+        let row = |name: &str, state: &str, eff: u8| crate::control::VrrpRow {
+            name: name.into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            version: 2,
+            state: state.into(),
+            priority: 150,
+            effective_priority: eff,
+            master: Some("10.50.0.1".parse().expect("ip")),
+            advert_int_ms: 1000,
+            preempt: true,
+            sync_group: None,
+            vips: vec!["10.50.0.100/24".into(), "10.50.0.101/32".into()],
+            transitions: 2,
+            adverts_rx: 0,
+            adverts_tx: 9,
+        };
+        let v = VrrpView {
+            instances: vec![row("VI_1", "MASTER", 150), row("VI_2", "BACKUP", 130)],
+        };
+        let value = serde_json::to_value(&v).expect("json");
+        let text = render(&Request::Vrrp, value).expect("render");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            [
+                "Instance",
+                "Interface",
+                "VRID",
+                "State",
+                "Priority",
+                "Master",
+                "Advert",
+                "VIPs"
+            ]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "VI_1",
+                "eth0",
+                "51",
+                "MASTER",
+                "150",
+                "10.50.0.1",
+                "1000ms",
+                "10.50.0.100/24,10.50.0.101/32"
+            ]
+        );
+        assert!(lines[2].contains("130 (150)"), "{text}");
+    }
+
+    #[test]
     fn parses_commands() {
         let c = Cli::try_parse_from([
             "fulcrum",

@@ -192,7 +192,7 @@ impl Bed {
 
     fn write_config(&self, instances: &[Vi], extra: &str) -> PathBuf {
         let mut cfg = format!(
-            "[global]\ncontrol_socket = \"{}\"\nmetrics_enabled = false\n\n\
+            "[global]\ncontrol_socket = \"{}\"\nmetrics = \"127.0.0.1:9477\"\n\n\
              [dataplane]\nmode = \"kernel\"\n\n",
             self.socket().display()
         );
@@ -500,6 +500,42 @@ fn sigterm_resigns_with_priority_zero() {
     bed.wait_fulcrum_state("VI_1", "MASTER");
     bed.wait_vip(&bed.f, "eth0", VIP, Instant::now());
     std::thread::sleep(Duration::from_secs(2));
+    // The metrics say Master, count adverts and pass Prometheus' linter.
+    let metrics = bed
+        .f
+        .exec_ok(&["curl", "-s", "-m", "2", "http://127.0.0.1:9477/metrics"])
+        .expect("scrape");
+    assert!(
+        metrics.contains("fulcrum_vrrp_state{instance=\"VI_1\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("fulcrum_vrrp_transitions_total{instance=\"VI_1\",to=\"master\"} 1"));
+    assert!(metrics.contains("fulcrum_vrrp_effective_priority{instance=\"VI_1\"} 150"));
+    let sent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fulcrum_vrrp_adverts_sent_total{instance=\"VI_1\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("adverts sent");
+    assert!(sent >= 2, "{sent}");
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    {
+        use std::io::Write as _;
+        let mut stdin = lint.stdin.take().expect("stdin");
+        stdin.write_all(metrics.as_bytes()).expect("write");
+    }
+    let out = lint.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let t0 = Instant::now();
     if let Some(p) = &bed.fulcrumd {
         p.signal(Signal::SIGTERM);
