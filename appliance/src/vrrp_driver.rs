@@ -11,9 +11,10 @@
 //! - on Master the virtual addresses are added to their interfaces (rtnetlink) and
 //!   gratuitous ARPs are broadcast on the crate's schedule (AF_PACKET, ARP request with
 //!   sender = target = VIP); on Backup, FAULT or stop they are removed;
-//! - every tracked interface (and the instance's own interface, weight 0) is polled once a
-//!   second: a link that is down or not running moves the instance to FAULT (or changes
-//!   its priority by the track's weight);
+//! - every tracked interface (and the instance's own interface, weight 0) is watched with
+//!   rtnetlink link events (and polled once a second as a fallback): a link that is down
+//!   or not running moves the instance to FAULT (or changes its priority by the track's
+//!   weight);
 //! - on shutdown every Master sends a priority-0 advert (resignation) and the VIPs are
 //!   removed; at start, VIPs an earlier run left behind are removed before the instance
 //!   starts in Backup;
@@ -41,7 +42,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, VrrpInstance};
 use crate::control::{ErrorBody, Request, VrrpRow, VrrpView};
 use crate::daemon::{Subsystem, SubsystemContext, SubsystemError, SubsystemFuture, Topic};
-use crate::netlink::{AddressProgrammer, NetlinkError};
+use crate::netlink::{AddressProgrammer, NetEvent, NetEvents, NetlinkError};
 
 /// TOS of VRRP adverts (precedence internetwork control, as keepalived sends them).
 const VRRP_TOS: u32 = 0xC0;
@@ -1101,6 +1102,31 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), SubsystemError> {
     };
     let config = ctx.config.borrow_and_update().clone();
     d.apply(&config).await;
+    // Link and address events make the driver re-read the links at once; the poll below
+    // is the fallback.
+    let (link_tx, mut link_rx) = mpsc::channel::<()>(1);
+    match NetEvents::subscribe() {
+        Ok(mut events) => {
+            tokio::spawn(async move {
+                while let Some(ev) = events.next().await {
+                    if matches!(
+                        ev,
+                        NetEvent::LinkUp { .. }
+                            | NetEvent::LinkDown { .. }
+                            | NetEvent::LinkRemoved { .. }
+                            | NetEvent::AddressAdded { .. }
+                    ) {
+                        // A full channel already holds a wake-up.
+                        let _ = link_tx.try_send(());
+                    }
+                    if link_tx.is_closed() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(e) => tracing::warn!("vrrp: no link events ({e}); polling links every second"),
+    }
     let mut tick = tokio::time::interval(LINK_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1128,6 +1154,7 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), SubsystemError> {
             Some((ifname, r)) = rx.recv() => d.packet(&ifname, r).await,
             _ = sleep => d.timeouts().await,
             _ = tick.tick() => d.poll_links().await,
+            Some(()) = link_rx.recv() => d.poll_links().await,
             Some(call) = ctx.requests.recv() => {
                 let answer = match call.request {
                     Request::Vrrp => serde_json::to_value(d.view())
