@@ -247,12 +247,17 @@ struct LinkInfo {
     ipv4: Vec<Ipv4Addr>,
 }
 
-/// The interfaces of the namespace (getifaddrs): index, up and running, MAC, IPv4s.
-fn read_links() -> HashMap<String, LinkInfo> {
+/// The interfaces of the namespace (getifaddrs): index, up and running, MAC, IPv4s;
+/// `None` when they cannot be read.
+fn read_links() -> Option<HashMap<String, LinkInfo>> {
     use nix::net::if_::InterfaceFlags;
     let mut out: HashMap<String, LinkInfo> = HashMap::new();
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return out;
+    let addrs = match nix::ifaddrs::getifaddrs() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("vrrp: cannot read the interfaces: {e}");
+            return None;
+        }
     };
     for a in addrs {
         let e = out
@@ -273,7 +278,7 @@ fn read_links() -> HashMap<String, LinkInfo> {
             }
         }
     }
-    out
+    Some(out)
 }
 
 /// A gratuitous ARP: a broadcast ARP request with sender = target = `vip` (padded to the
@@ -887,7 +892,7 @@ impl Driver {
 
     /// Polls link states; tracked interfaces that changed are reported to every unit.
     async fn poll_links(&mut self) {
-        let new = read_links();
+        let Some(new) = read_links() else { return };
         let old = std::mem::replace(&mut self.links, new);
         let now = self.now();
         let mut changed = Vec::new();
@@ -916,6 +921,10 @@ impl Driver {
                 }
             }
         }
+        // A socket on an interface that went away is bound to a stale index: reopen it
+        // when the interface comes back.
+        let links = &self.links;
+        self.sockets.retain(|name, _| links.contains_key(name));
         // Units waiting for an address, and sockets on interfaces that appeared.
         if self.units.iter().any(|u| u.router.is_none()) {
             for u in 0..self.units.len() {
@@ -1096,7 +1105,7 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), SubsystemError> {
         rx_tx,
         addrs,
         garp,
-        links: read_links(),
+        links: read_links().unwrap_or_default(),
         metrics,
         transitions: HashMap::new(),
     };
