@@ -580,6 +580,24 @@ fn nopreempt_holds_then_reload_preempts_without_flapping_others() {
     assert!(!has_vip(&bed.f, "eth0", VIP));
     let lone_transitions = bed.vrrp_row("VI_2")["transitions"].clone();
 
+    // A bad VRRP configuration is refused with its key and line; nothing changes.
+    let mut bad = lone.clone();
+    bad.vrid = 0;
+    let path = bed.write_config(&[a.clone(), bad], "");
+    let err = bed.try_cli(&["reload"]).expect_err("bad reload refused");
+    let text = fs::read_to_string(&path).expect("config");
+    let line = text
+        .lines()
+        .position(|l| l == "virtual_router_id = 0")
+        .expect("line")
+        + 1;
+    assert!(
+        err.contains(&format!("line {line}: vrrp.instance[1].virtual_router_id")),
+        "{err}"
+    );
+    assert_eq!(bed.vrrp_row("VI_2")["state"], "MASTER");
+    assert_eq!(bed.vrrp_row("VI_2")["vrid"], 52);
+
     // Reload with preemption on: VI_1 is rebuilt and takes over; VI_2 does not flap.
     a.preempt = true;
     bed.write_config(&[a, lone], "");
