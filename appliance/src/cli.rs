@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONTROL_SOCKET;
+use crate::control::VrrpView;
 use crate::control::{
     BfdPeersView, Client, ConnsView, HealthView, OspfDatabaseView, OspfInterfacesView,
     OspfNeighborsView, ReloadView, Request, RoutesView, ServicesView, StatusView, VipsView,
@@ -71,6 +72,8 @@ pub enum Command {
         #[command(subcommand)]
         what: BfdWhat,
     },
+    /// VRRP instances: state, priority, master, VIPs (like keepalived's `show vrrp`).
+    Vrrp,
     /// Re-read the configuration file (like SIGHUP); a bad file is refused with the reason.
     Reload,
     /// Print the fulcrum configuration equivalent to a keepalived.conf (warnings on stderr).
@@ -301,6 +304,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bfd {
             what: BfdWhat::Peers,
         } => Request::BfdPeers,
+        Command::Vrrp => Request::Vrrp,
         Command::Reload => Request::Reload,
         Command::Ipvsadm { args } => match ipvsadm_request(args) {
             Ok(r) => r,
@@ -366,6 +370,7 @@ pub fn render(request: &Request, value: serde_json::Value) -> Result<String, ser
         Request::OspfInterfaces => render_ospf_interfaces(&serde_json::from_value(value)?),
         Request::OspfDatabase => render_ospf_database(&serde_json::from_value(value)?),
         Request::BfdPeers => render_bfd(&serde_json::from_value(value)?),
+        Request::Vrrp => render_vrrp(&serde_json::from_value(value)?),
         Request::Reload => {
             let v: ReloadView = serde_json::from_value(value)?;
             format!("{}\n", v.message)
@@ -843,10 +848,104 @@ fn render_bfd(v: &BfdPeersView) -> String {
     )
 }
 
+fn render_vrrp(v: &VrrpView) -> String {
+    let rows: Vec<Vec<String>> = v
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.interface.clone(),
+                i.vrid.to_string(),
+                i.state.clone(),
+                if i.effective_priority == i.priority {
+                    i.priority.to_string()
+                } else {
+                    format!("{} ({})", i.effective_priority, i.priority)
+                },
+                i.master
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                format!("{}ms", i.advert_int_ms),
+                i.vips.join(","),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Instance",
+            "Interface",
+            ">VRID",
+            "State",
+            "Priority",
+            "Master",
+            "Advert",
+            "VIPs",
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::{OspfNeighborRow, RealServerRow, ServiceRow};
+
+    #[test]
+    fn vrrp_table() {
+        let c = Cli::try_parse_from(["fulcrum", "vrrp", "--json"]).expect("parse");
+        assert!(matches!(c.command, Command::Vrrp) && c.json);
+        let row = |name: &str, state: &str, eff: u8| crate::control::VrrpRow {
+            name: name.into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            version: 2,
+            state: state.into(),
+            priority: 150,
+            effective_priority: eff,
+            master: Some("10.50.0.1".parse().expect("ip")),
+            advert_int_ms: 1000,
+            preempt: true,
+            sync_group: None,
+            vips: vec!["10.50.0.100/24".into(), "10.50.0.101/32".into()],
+            transitions: 2,
+            adverts_rx: 0,
+            adverts_tx: 9,
+        };
+        let v = VrrpView {
+            instances: vec![row("VI_1", "MASTER", 150), row("VI_2", "BACKUP", 130)],
+        };
+        let value = serde_json::to_value(&v).expect("json");
+        let text = render(&Request::Vrrp, value).expect("render");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            [
+                "Instance",
+                "Interface",
+                "VRID",
+                "State",
+                "Priority",
+                "Master",
+                "Advert",
+                "VIPs"
+            ]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "VI_1",
+                "eth0",
+                "51",
+                "MASTER",
+                "150",
+                "10.50.0.1",
+                "1000ms",
+                "10.50.0.100/24,10.50.0.101/32"
+            ]
+        );
+        assert!(lines[2].contains("130 (150)"), "{text}");
+    }
 
     #[test]
     fn parses_commands() {

@@ -463,6 +463,9 @@ pub struct Config {
     /// `[timeouts]`: connection-table timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// `[vrrp]`: VRRP instances and sync groups.
+    #[serde(default)]
+    pub vrrp: Vrrp,
 }
 
 /// `[global]`.
@@ -1086,6 +1089,263 @@ fn d300s() -> Duration {
 }
 
 // ---------------------------------------------------------------------------------------
+// VRRP (`[vrrp]`, see docs/vrrp.md).
+
+/// `[vrrp]`: keepalived's `vrrp_instance` and `vrrp_sync_group`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vrrp {
+    /// `[[vrrp.instance]]`.
+    #[serde(default)]
+    pub instance: Vec<VrrpInstance>,
+    /// `[[vrrp.sync_group]]`.
+    #[serde(default)]
+    pub sync_group: Vec<VrrpSyncGroup>,
+}
+
+string_enum!(
+    /// `state` hint of a VRRP instance (keepalived starts every non-owner in BACKUP).
+    VrrpStateHint, "VRRP state", {
+        /// `MASTER`.
+        Master => "MASTER",
+        /// `BACKUP` (the default).
+        Backup => "BACKUP",
+    }
+);
+
+string_enum!(
+    /// VRRPv2 authentication type (AH is deprecated and not supported).
+    VrrpAuthType, "VRRP auth type", {
+        /// Simple text password (keepalived's `auth_type PASS`).
+        Pass => "PASS",
+    }
+);
+
+/// `[[vrrp.instance]]`: one virtual router.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstance {
+    /// Unique name (keepalived's `vrrp_instance NAME`).
+    pub name: String,
+    /// Interface the adverts are sent and received on.
+    pub interface: String,
+    /// `virtual_router_id`, 1..=255.
+    pub virtual_router_id: u32,
+    /// Priority 1..=255 (255 = address owner), default 100.
+    #[serde(default = "hundred")]
+    pub priority: u32,
+    /// Advertisement interval, default 1s (v2: whole seconds; v3: centiseconds).
+    #[serde(default = "d1s", deserialize_with = "de_one")]
+    pub advert_int: Duration,
+    /// Protocol version 2 or 3, default 2.
+    #[serde(default = "two_u8")]
+    pub version: u8,
+    /// `state` hint, default BACKUP.
+    #[serde(default = "default_vrrp_state")]
+    pub state: VrrpStateHint,
+    /// Preempt a lower-priority master, default true (`false` = keepalived's `nopreempt`).
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    /// Wait this long before preempting, default 0s.
+    #[serde(default = "d0s", deserialize_with = "de_one")]
+    pub preempt_delay: Duration,
+    /// v3 Accept_Mode (keepalived accepts unless `no_accept`), default true.
+    #[serde(default = "yes")]
+    pub accept: bool,
+    /// v2 authentication `{ type = "PASS", password = "..." }`.
+    #[serde(default)]
+    pub authentication: Option<VrrpAuthentication>,
+    /// Source of the adverts (keepalived's `mcast_src_ip`/`unicast_src_ip`); default the
+    /// interface's primary IPv4 address.
+    #[serde(default, deserialize_with = "de_opt")]
+    pub source_ip: Option<Ipv4Addr>,
+    /// When not empty, adverts go to these peers instead of 224.0.0.18.
+    #[serde(default, deserialize_with = "de_vec")]
+    pub unicast_peer: Vec<Ipv4Addr>,
+    /// Interfaces whose link state is tracked: `"eth1"` (weight 0: FAULT while down) or
+    /// `{ name = "eth1", weight = -20 }`. The instance's own interface is always tracked.
+    #[serde(default)]
+    pub track_interface: Vec<VrrpTrackInterface>,
+    /// Virtual addresses: `"10.0.0.100"` (a /32), `"10.0.0.100/24"`, or
+    /// `{ address = "10.0.0.100/24", dev = "eth1" }`.
+    #[serde(default)]
+    pub virtual_ipaddress: Vec<VrrpVip>,
+    /// Delay of the second gratuitous-ARP burst after becoming master, default 5s (0 = none).
+    #[serde(default = "d5s", deserialize_with = "de_one")]
+    pub garp_master_delay: Duration,
+    /// Gratuitous ARPs per VIP in each burst, default 5.
+    #[serde(default = "five_u32")]
+    pub garp_master_repeat: u32,
+    /// Interval of gratuitous-ARP refreshes while master, default 0s (off).
+    #[serde(default = "d0s", deserialize_with = "de_one")]
+    pub garp_master_refresh: Duration,
+}
+
+fn hundred() -> u32 {
+    100
+}
+fn two_u8() -> u8 {
+    2
+}
+fn five_u32() -> u32 {
+    5
+}
+fn default_vrrp_state() -> VrrpStateHint {
+    VrrpStateHint::Backup
+}
+
+/// VRRPv2 simple-text authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpAuthentication {
+    /// `PASS`.
+    #[serde(rename = "type")]
+    pub kind: VrrpAuthType,
+    /// The password (keepalived uses the first 8 bytes).
+    pub password: String,
+}
+
+/// A tracked interface of a VRRP instance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TrackRepr")]
+pub struct VrrpTrackInterface {
+    /// Interface name.
+    pub name: String,
+    /// keepalived's weight (0 = FAULT while down), -253..=253.
+    pub weight: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TrackRepr {
+    Name(String),
+    Table {
+        name: String,
+        #[serde(default)]
+        weight: i32,
+    },
+}
+
+impl TryFrom<TrackRepr> for VrrpTrackInterface {
+    type Error = String;
+    fn try_from(r: TrackRepr) -> Result<Self, String> {
+        Ok(match r {
+            TrackRepr::Name(name) => VrrpTrackInterface { name, weight: 0 },
+            TrackRepr::Table { name, weight } => VrrpTrackInterface { name, weight },
+        })
+    }
+}
+
+/// A virtual address of a VRRP instance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "VipRepr")]
+pub struct VrrpVip {
+    /// Address and prefix length (a bare address is a /32, as in keepalived).
+    pub address: Ipv4Network,
+    /// Interface the address is added to; default the instance's interface.
+    pub dev: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum VipRepr {
+    Text(String),
+    Table {
+        address: String,
+        #[serde(default)]
+        dev: Option<String>,
+    },
+}
+
+impl TryFrom<VipRepr> for VrrpVip {
+    type Error = String;
+    fn try_from(r: VipRepr) -> Result<Self, String> {
+        let (text, dev) = match r {
+            VipRepr::Text(t) => (t, None),
+            VipRepr::Table { address, dev } => (address, dev),
+        };
+        let address = if text.contains('/') {
+            Ipv4Network::parse_text(&text)?
+        } else {
+            let ip = Ipv4Addr::parse_text(&text)?;
+            Ipv4Network::new(ip, 32).map_err(|e| e.to_string())?
+        };
+        Ok(VrrpVip { address, dev })
+    }
+}
+
+/// `[[vrrp.sync_group]]`: instances that fail over together.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpSyncGroup {
+    /// Unique name.
+    pub name: String,
+    /// Names of the member instances.
+    pub group: Vec<String>,
+}
+
+impl VrrpInstance {
+    /// The `vrrp` crate's configuration of this instance, with `source_ip` as the primary
+    /// address (the configured `source_ip` wins when set). The instance's own interface is
+    /// tracked with weight 0 (FAULT while its link is down), as keepalived does.
+    pub fn core_config(&self, source_ip: Ipv4Addr) -> vrrp::InstanceConfig {
+        let vrid = u8::try_from(self.virtual_router_id).unwrap_or(0);
+        let mut c = vrrp::InstanceConfig::new(
+            self.name.clone(),
+            self.interface.clone(),
+            vrid,
+            self.source_ip.unwrap_or(source_ip),
+        );
+        c.state = match self.state {
+            VrrpStateHint::Master => vrrp::InitialState::Master,
+            VrrpStateHint::Backup => vrrp::InitialState::Backup,
+        };
+        c.priority = u8::try_from(self.priority).unwrap_or(0);
+        c.advert_int = self.advert_int;
+        c.version = if self.version == 3 {
+            vrrp::Version::V3
+        } else {
+            vrrp::Version::V2
+        };
+        c.nopreempt = !self.preempt;
+        c.preempt_delay = self.preempt_delay;
+        c.accept = self.accept;
+        c.authentication = self.authentication.as_ref().map(|a| vrrp::Authentication {
+            auth_pass: a.password.clone(),
+        });
+        c.virtual_ipaddress = self
+            .virtual_ipaddress
+            .iter()
+            .map(|v| v.address.ip())
+            .collect();
+        c.unicast_src_ip = self.source_ip;
+        c.unicast_peer = self.unicast_peer.clone();
+        c.track_interface = vec![vrrp::Track::new(self.interface.clone(), 0)];
+        for t in &self.track_interface {
+            if t.name != self.interface {
+                c.track_interface
+                    .push(vrrp::Track::new(t.name.clone(), t.weight));
+            } else if let Some(own) = c.track_interface.first_mut() {
+                own.weight = t.weight;
+            }
+        }
+        c.garp_master_delay = self.garp_master_delay;
+        c.garp_master_repeat = self.garp_master_repeat;
+        c.garp_master_refresh = self.garp_master_refresh;
+        c
+    }
+
+    /// The interface a VIP goes on.
+    pub fn vip_dev<'a>(&'a self, vip: &'a VrrpVip) -> &'a str {
+        vip.dev.as_deref().unwrap_or(&self.interface)
+    }
+}
+
+fn valid_ifname(n: &str) -> bool {
+    !(n.is_empty() || n.len() > 15 || n.contains(['/', ' ', '\t']) || n == "." || n == "..")
+}
+
+// ---------------------------------------------------------------------------------------
 // Loading.
 
 impl Config {
@@ -1471,6 +1731,7 @@ impl Validator {
         self.services(c);
         self.vips(c);
         self.timeouts(c);
+        self.vrrp(c, &ifnames);
     }
 
     fn global(&mut self, c: &Config) {
@@ -2162,6 +2423,190 @@ impl Validator {
     }
 }
 
+impl Validator {
+    /// `[vrrp]`: the crate's own checks, names, VRIDs per interface, sync groups.
+    fn vrrp(&mut self, c: &Config, ifnames: &HashSet<String>) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut vrids: HashSet<(&str, u32)> = HashSet::new();
+        for (i, vi) in c.vrrp.instance.iter().enumerate() {
+            let base = |k: &str| path!["vrrp", "instance", i, k];
+            if vi.name.is_empty() {
+                self.err(base("name"), "an instance needs a name");
+            } else if names.insert(&vi.name, i).is_some() {
+                self.err(
+                    base("name"),
+                    format!("instance \"{}\" declared twice", vi.name),
+                );
+            }
+            let mut ifaces = vec![("interface".to_string(), vi.interface.as_str())];
+            for (t, ti) in vi.track_interface.iter().enumerate() {
+                ifaces.push((format!("track_interface[{t}]"), ti.name.as_str()));
+            }
+            for (key, n) in &ifaces {
+                if !valid_ifname(n) {
+                    self.err(
+                        path!["vrrp", "instance", i, key.as_str()],
+                        format!(
+                            "invalid interface name \"{n}\" (1 to 15 characters, no '/' or spaces)"
+                        ),
+                    );
+                } else if c.dataplane.mode == DataplaneMode::Dpdk && !ifnames.contains(*n) {
+                    self.err(
+                        path!["vrrp", "instance", i, key.as_str()],
+                        format!("interface \"{n}\" is not declared in [[interface]]"),
+                    );
+                }
+            }
+            if !(1..=255).contains(&vi.virtual_router_id) {
+                self.err(
+                    base("virtual_router_id"),
+                    format!(
+                        "virtual_router_id must be between 1 and 255, not {}",
+                        vi.virtual_router_id
+                    ),
+                );
+            } else if !vrids.insert((&vi.interface, vi.virtual_router_id)) {
+                self.err(
+                    base("virtual_router_id"),
+                    format!(
+                        "virtual_router_id {} is used twice on {}",
+                        vi.virtual_router_id, vi.interface
+                    ),
+                );
+            }
+            if !(1..=255).contains(&vi.priority) {
+                self.err(
+                    base("priority"),
+                    format!("priority must be between 1 and 255, not {}", vi.priority),
+                );
+            }
+            if vi.version != 2 && vi.version != 3 {
+                self.err(
+                    base("version"),
+                    format!("version must be 2 or 3, not {}", vi.version),
+                );
+            }
+            let core = vi.core_config(Ipv4Addr::new(192, 0, 2, 1));
+            if core.wire_interval().is_err() {
+                self.err(
+                    base("advert_int"),
+                    if vi.version == 3 {
+                        "advert_int must be a multiple of 10ms between 10ms and 40.95s (v3)"
+                    } else {
+                        "advert_int must be whole seconds between 1s and 255s (v2)"
+                    },
+                );
+            }
+            if let Some(a) = &vi.authentication {
+                if vi.version == 3 {
+                    self.err(
+                        base("authentication"),
+                        "VRRPv3 has no authentication (RFC 5798); remove it or use version 2",
+                    );
+                }
+                if a.password.is_empty() {
+                    self.err(
+                        path!["vrrp", "instance", i, "authentication", "password"],
+                        "the password is empty",
+                    );
+                }
+            }
+            if vi.virtual_ipaddress.is_empty() {
+                self.err(
+                    base("virtual_ipaddress"),
+                    "an instance needs at least one virtual address",
+                );
+            }
+            if vi.virtual_ipaddress.len() > 255 {
+                self.err(base("virtual_ipaddress"), "at most 255 virtual addresses");
+            }
+            let mut seen = HashSet::new();
+            for (k, v) in vi.virtual_ipaddress.iter().enumerate() {
+                let ip = v.address.ip();
+                if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback()
+                {
+                    self.err(
+                        path!["vrrp", "instance", i, "virtual_ipaddress", k],
+                        format!("{ip} cannot be a virtual address"),
+                    );
+                }
+                if !seen.insert(ip) {
+                    self.err(
+                        path!["vrrp", "instance", i, "virtual_ipaddress", k],
+                        format!("{ip} listed twice"),
+                    );
+                }
+                if let Some(dev) = &v.dev {
+                    if !valid_ifname(dev) {
+                        self.err(
+                            path!["vrrp", "instance", i, "virtual_ipaddress", k],
+                            format!("invalid interface name \"{dev}\""),
+                        );
+                    }
+                }
+            }
+            for (k, p) in vi.unicast_peer.iter().enumerate() {
+                if p.is_multicast() || p.is_unspecified() || p.is_broadcast() {
+                    self.err(
+                        path!["vrrp", "instance", i, "unicast_peer", k],
+                        format!("{p} is not a unicast address"),
+                    );
+                }
+            }
+            let mut tracked = HashSet::new();
+            for (t, ti) in vi.track_interface.iter().enumerate() {
+                if !(-253..=253).contains(&ti.weight) {
+                    self.err(
+                        path!["vrrp", "instance", i, "track_interface", t],
+                        format!("weight must be between -253 and 253, not {}", ti.weight),
+                    );
+                }
+                if !tracked.insert(ti.name.as_str()) {
+                    self.err(
+                        path!["vrrp", "instance", i, "track_interface", t],
+                        format!("interface \"{}\" tracked twice", ti.name),
+                    );
+                }
+            }
+            if vi.garp_master_repeat == 0 || vi.garp_master_repeat > 255 {
+                self.err(
+                    base("garp_master_repeat"),
+                    "garp_master_repeat must be between 1 and 255",
+                );
+            }
+        }
+        let mut groups = HashSet::new();
+        let mut member_of: HashMap<&str, &str> = HashMap::new();
+        for (g, sg) in c.vrrp.sync_group.iter().enumerate() {
+            if !groups.insert(sg.name.as_str()) || sg.name.is_empty() {
+                self.err(
+                    path!["vrrp", "sync_group", g, "name"],
+                    format!("sync group name \"{}\" is empty or used twice", sg.name),
+                );
+            }
+            if sg.group.is_empty() {
+                self.err(
+                    path!["vrrp", "sync_group", g, "group"],
+                    "the group has no instance",
+                );
+            }
+            for (k, m) in sg.group.iter().enumerate() {
+                if !names.contains_key(m.as_str()) {
+                    self.err(
+                        path!["vrrp", "sync_group", g, "group", k],
+                        format!("no [[vrrp.instance]] is named \"{m}\""),
+                    );
+                } else if let Some(other) = member_of.insert(m, &sg.name) {
+                    self.err(
+                        path!["vrrp", "sync_group", g, "group", k],
+                        format!("instance \"{m}\" is already in sync group \"{other}\""),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2501,5 +2946,117 @@ address = "192.168.7.27"
     fn io_error() {
         let e = Config::load(Path::new("/nonexistent/fulcrum.toml")).expect_err("missing");
         assert!(matches!(e, ConfigError::Io { .. }));
+    }
+}
+
+#[cfg(test)]
+mod vrrp_tests {
+    use super::*;
+
+    const VRRP: &str = r#"
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+authentication = { type = "PASS", password = "123456" }
+virtual_ipaddress = ["10.10.0.20", "10.10.0.21/24", { address = "10.20.0.1/24", dev = "eth1" }]
+track_interface = ["eth1", { name = "eth2", weight = -20 }]
+
+[[vrrp.instance]]
+name = "VI_2"
+interface = "eth1"
+virtual_router_id = 61
+version = 3
+advert_int = "500ms"
+priority = 200
+preempt = false
+state = "MASTER"
+unicast_peer = ["10.20.0.3"]
+virtual_ipaddress = ["10.20.0.20"]
+
+[[vrrp.sync_group]]
+name = "G"
+group = ["VI_1", "VI_2"]
+"#;
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match Config::parse(text) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e.diagnostics().to_vec(),
+        }
+    }
+
+    #[test]
+    fn vrrp_section_with_keepalived_defaults() {
+        let c = Config::parse(VRRP).expect("valid");
+        let a = &c.vrrp.instance[0];
+        assert_eq!(
+            (a.priority, a.advert_int, a.version, a.preempt),
+            (100, Duration::from_secs(1), 2, true)
+        );
+        assert_eq!(a.state, VrrpStateHint::Backup);
+        assert_eq!(a.garp_master_delay, Duration::from_secs(5));
+        assert_eq!(a.virtual_ipaddress[0].address.prefix(), 32);
+        assert_eq!(a.virtual_ipaddress[1].address.prefix(), 24);
+        assert_eq!(a.vip_dev(&a.virtual_ipaddress[2]), "eth1");
+        assert_eq!(a.vip_dev(&a.virtual_ipaddress[0]), "eth0");
+        let core = a.core_config(Ipv4Addr::new(10, 10, 0, 1));
+        assert_eq!(core.source_ip, Ipv4Addr::new(10, 10, 0, 1));
+        assert_eq!(
+            core.track_interface,
+            [
+                vrrp::Track::new("eth0", 0),
+                vrrp::Track::new("eth1", 0),
+                vrrp::Track::new("eth2", -20)
+            ]
+        );
+        assert_eq!(
+            core.authentication.as_ref().expect("auth").auth_pass,
+            "123456"
+        );
+        assert_eq!(core.validate(), Ok(()));
+        let b = c.vrrp.instance[1].core_config(Ipv4Addr::new(10, 20, 0, 2));
+        assert_eq!(b.version, vrrp::Version::V3);
+        assert_eq!(b.wire_interval(), Ok(50));
+        assert!(b.nopreempt);
+        assert_eq!(b.state, vrrp::InitialState::Master);
+        assert_eq!(c.vrrp.sync_group[0].group, ["VI_1", "VI_2"]);
+    }
+
+    #[test]
+    fn vrrp_errors_name_key_and_line() {
+        let d = errors(&VRRP.replace("virtual_router_id = 61", "virtual_router_id = 300"));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (d[0].line, d[0].key.as_str()),
+            (13, "vrrp.instance[1].virtual_router_id")
+        );
+        let d = errors(&VRRP.replace("advert_int = \"500ms\"", "advert_int = \"505ms\""));
+        assert_eq!(d[0].key, "vrrp.instance[1].advert_int");
+        let d = errors(&VRRP.replace(
+            "version = 3",
+            "version = 3\nauthentication = { type = \"PASS\", password = \"x\" }",
+        ));
+        assert_eq!(d[0].key, "vrrp.instance[1].authentication");
+        let d = errors(&VRRP.replace("\"10.10.0.21/24\"", "\"10.10.0.300/24\""));
+        assert_eq!(d[0].line, 7, "{d:?}");
+        assert!(d[0].message.contains("10.10.0.300"), "{d:?}");
+        let d = errors(&VRRP.replace(
+            "group = [\"VI_1\", \"VI_2\"]",
+            "group = [\"VI_1\", \"VI_9\"]",
+        ));
+        assert_eq!(d[0].key, "vrrp.sync_group[0].group[1]");
+        assert!(d[0].message.contains("VI_9"));
+        let d = errors(&VRRP.replace(
+            "interface = \"eth1\"\nvirtual_router_id = 61",
+            "interface = \"eth0\"\nvirtual_router_id = 51",
+        ));
+        assert_eq!(d[0].key, "vrrp.instance[1].virtual_router_id");
+        let d = errors(&VRRP.replace("type = \"PASS\"", "type = \"AH\""));
+        assert_eq!(d[0].line, 6);
+        let d = errors(&VRRP.replace("state = \"MASTER\"", "state = \"LEADER\""));
+        assert_eq!(d[0].line, 18);
+        let d = errors(&VRRP.replace("priority = 200", "priority = 0"));
+        assert_eq!(d[0].key, "vrrp.instance[1].priority");
     }
 }

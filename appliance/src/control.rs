@@ -163,6 +163,8 @@ pub enum Request {
     OspfDatabase,
     /// BFD sessions. Result: [`BfdPeersView`].
     BfdPeers,
+    /// VRRP instances. Result: [`VrrpView`].
+    Vrrp,
     /// Re-read and apply the configuration file. Result: [`ReloadView`].
     Reload,
     /// An `ipvsadm` command line (arguments after `ipvsadm`).
@@ -188,6 +190,7 @@ impl Request {
             Request::OspfInterfaces => "ospf_interfaces",
             Request::OspfDatabase => "ospf_database",
             Request::BfdPeers => "bfd_peers",
+            Request::Vrrp => "vrrp",
             Request::Reload => "reload",
             Request::Ipvsadm { .. } => "ipvsadm",
         }
@@ -256,6 +259,7 @@ const KNOWN_KINDS: &[&str] = &[
     "ospf_interfaces",
     "ospf_database",
     "bfd_peers",
+    "vrrp",
     "reload",
     "ipvsadm",
 ];
@@ -712,6 +716,48 @@ pub struct BfdPeerRow {
     pub since_seconds: u64,
 }
 
+/// Result of `vrrp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpView {
+    /// Instances in configuration order.
+    pub instances: Vec<VrrpRow>,
+}
+
+/// One VRRP instance (keepalived's `show vrrp` / `keepalived -d` data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpRow {
+    /// Instance name.
+    pub name: String,
+    /// Interface.
+    pub interface: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Protocol version (2 or 3).
+    pub version: u8,
+    /// `INIT`, `BACKUP`, `MASTER` or `FAULT`.
+    pub state: String,
+    /// Configured priority.
+    pub priority: u8,
+    /// Priority after tracking.
+    pub effective_priority: u8,
+    /// Address of the current master, when known.
+    pub master: Option<std::net::Ipv4Addr>,
+    /// Advertisement interval (ms).
+    pub advert_int_ms: u64,
+    /// Whether a lower-priority master is preempted.
+    pub preempt: bool,
+    /// Sync group, if any.
+    pub sync_group: Option<String>,
+    /// Virtual addresses with their prefix length.
+    pub vips: Vec<String>,
+    /// Transitions since the daemon started.
+    pub transitions: u64,
+    /// Adverts received.
+    pub adverts_rx: u64,
+    /// Adverts sent.
+    pub adverts_tx: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -757,6 +803,7 @@ mod tests {
             Request::OspfInterfaces,
             Request::OspfDatabase,
             Request::BfdPeers,
+            Request::Vrrp,
             Request::Reload,
             Request::Ipvsadm { args: vec![] },
         ] {

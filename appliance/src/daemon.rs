@@ -105,6 +105,8 @@ pub enum Topic {
     Ospf,
     /// `bfd_peers`.
     Bfd,
+    /// `vrrp`.
+    Vrrp,
 }
 
 impl Topic {
@@ -125,6 +127,7 @@ impl Topic {
                 (Topic::Ospf, "OSPF")
             }
             Request::BfdPeers => (Topic::Bfd, "BFD"),
+            Request::Vrrp => (Topic::Vrrp, "VRRP"),
         })
     }
 }

@@ -4,9 +4,10 @@
 //! The grammar: a keyword and its arguments on one line, an optional `{ … }` block;
 //! comments start with `#` or `!`; double-quoted strings; `include GLOB` (relative to the
 //! including file) splices other files in place. Everything without a fulcrum equivalent
-//! becomes a comment in the output *and* a warning — nothing is dropped silently. VRRP
-//! (`vrrp_instance`, `vrrp_sync_group`, `vrrp_script`) is kept as a commented section:
-//! VRRP is a later fulcrum feature.
+//! becomes a comment in the output *and* a warning — nothing is dropped silently.
+//! `vrrp_instance` and `vrrp_sync_group` become `[[vrrp.instance]]` and
+//! `[[vrrp.sync_group]]` (see `docs/vrrp.md`); `vrrp_script` (track scripts) is kept as a
+//! commented section.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -442,6 +443,8 @@ pub fn convert(nodes: &[Node], file: &str) -> Import {
     let mut trailer = String::new();
     let mut global = String::new();
     let mut router_id = None;
+    let mut vrrp = String::new();
+    let mut vrrp_version: Option<u8> = None;
     let mut count = 0usize;
     let mut used_names: HashMap<String, usize> = HashMap::new();
     for n in nodes {
@@ -449,6 +452,9 @@ pub fn convert(nodes: &[Node], file: &str) -> Import {
             "global_defs" => {
                 for g in n.kids() {
                     match (g.key.as_str(), g.arg(0)) {
+                        ("vrrp_version", Some(v)) if v == "2" || v == "3" => {
+                            vrrp_version = v.parse().ok();
+                        }
                         ("router_id", Some(id)) => match id.parse::<Ipv4Addr>() {
                             Ok(ip) => router_id = Some(ip),
                             Err(_) => {
@@ -464,18 +470,20 @@ pub fn convert(nodes: &[Node], file: &str) -> Import {
             | "deny_address_group"
             | "allow_address_group"
             | "virtual_server_group" => {}
-            "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" => {
+            "vrrp_instance" => c.vrrp_instance(n, vrrp_version, &mut vrrp),
+            "vrrp_sync_group" => c.vrrp_sync_group(n, &mut vrrp),
+            "vrrp_script" => {
                 c.warn(
                     n,
                     format!(
-                        "{} {}: VRRP is a later fulcrum feature; kept as a commented section (announce VIPs with OSPF or ARP instead)",
+                        "{} {}: track scripts are not supported by fulcrum's VRRP; kept as a commented section",
                         n.key,
                         n.args.join(" ")
                     ),
                 );
                 let _ = writeln!(
                     trailer,
-                    "\n# --- {} {} ({}:{}): VRRP is a later fulcrum feature; not converted.",
+                    "\n# --- {} {} ({}:{}): VRRP track scripts are not supported; not converted.",
                     n.key,
                     n.args.join(" "),
                     n.file,
@@ -597,6 +605,7 @@ pub fn convert(nodes: &[Node], file: &str) -> Import {
         let _ = writeln!(out, "\n# No virtual_server was converted.");
     }
     out.push_str(&services);
+    out.push_str(&vrrp);
     out.push_str(&trailer);
     Import {
         toml: out,
@@ -1036,6 +1045,204 @@ fn with_len(a: &str) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// VRRP: `vrrp_instance` and `vrrp_sync_group` to `[[vrrp.instance]]`/`[[vrrp.sync_group]]`.
+
+impl Converter {
+    /// Converts `vrrp_instance NAME { … }`; `version` is `global_defs { vrrp_version }`.
+    fn vrrp_instance(&mut self, n: &Node, version: Option<u8>, out: &mut String) {
+        let name = n.arg(0).unwrap_or("").to_string();
+        let mut body = String::new();
+        let mut notes = String::new();
+        let mut have = (false, false, false);
+        if let Some(v) = version {
+            let _ = writeln!(body, "version = {v}");
+        }
+        for k in n.kids() {
+            let a0 = k.arg(0);
+            match (k.key.as_str(), a0) {
+                ("state", Some(s)) if s == "MASTER" || s == "BACKUP" => {
+                    let _ = writeln!(body, "state = {}", q(s));
+                }
+                ("interface", Some(i)) => {
+                    have.0 = true;
+                    let _ = writeln!(body, "interface = {}", q(i));
+                }
+                ("virtual_router_id", Some(v)) if v.parse::<u8>().is_ok() => {
+                    have.1 = true;
+                    let _ = writeln!(body, "virtual_router_id = {v}");
+                }
+                ("priority", Some(v)) if v.parse::<u8>().is_ok() => {
+                    let _ = writeln!(body, "priority = {v}");
+                }
+                ("advert_int", Some(v)) if secs(v).is_some() => {
+                    let _ = writeln!(body, "advert_int = {}", dur(secs(v).unwrap_or(1.0)));
+                }
+                ("version" | "vrrp_version", Some(v)) if v == "2" || v == "3" => {
+                    let _ = writeln!(body, "version = {v}");
+                }
+                ("nopreempt", None) => {
+                    let _ = writeln!(body, "preempt = false");
+                }
+                ("preempt", None) => {}
+                ("preempt_delay", Some(v)) if secs(v).is_some() => {
+                    let _ = writeln!(body, "preempt_delay = {}", dur(secs(v).unwrap_or(0.0)));
+                }
+                ("accept", None) => {
+                    let _ = writeln!(body, "accept = true");
+                }
+                ("no_accept", None) => {
+                    let _ = writeln!(body, "accept = false");
+                }
+                ("mcast_src_ip" | "unicast_src_ip", Some(ip)) if ip.parse::<Ipv4Addr>().is_ok() => {
+                    let _ = writeln!(body, "source_ip = {}", q(ip));
+                }
+                ("garp_master_delay" | "garp_master_refresh", Some(v)) if secs(v).is_some() => {
+                    let _ = writeln!(body, "{} = {}", k.key, dur(secs(v).unwrap_or(0.0)));
+                }
+                ("garp_master_repeat", Some(v)) if v.parse::<u32>().is_ok() => {
+                    let _ = writeln!(body, "garp_master_repeat = {v}");
+                }
+                ("authentication", _) => {
+                    let mut ty = None;
+                    let mut pass = None;
+                    for x in k.kids() {
+                        match (x.key.as_str(), x.arg(0)) {
+                            ("auth_type", Some(t)) => ty = Some(t.to_string()),
+                            ("auth_pass", Some(p)) => pass = Some(p.to_string()),
+                            _ => {
+                                self.unsupported(x, &mut notes, &format!("vrrp_instance {name}: "))
+                            }
+                        }
+                    }
+                    match (ty.as_deref(), pass) {
+                        (Some("PASS"), Some(p)) => {
+                            let _ = writeln!(
+                                body,
+                                "authentication = {{ type = \"PASS\", password = {} }}",
+                                q(&p)
+                            );
+                        }
+                        _ => {
+                            self.warn(k, format!("vrrp_instance {name}: only auth_type PASS with an auth_pass is supported (AH is deprecated); authentication dropped"));
+                            let _ = writeln!(
+                                notes,
+                                "# keepalived (not supported): authentication {{ auth_type {} }}",
+                                ty.unwrap_or_default()
+                            );
+                        }
+                    }
+                }
+                ("virtual_ipaddress", _) => {
+                    let mut vips = Vec::new();
+                    for x in k.kids() {
+                        let addr = x.key.as_str();
+                        let ok = match addr.split_once('/') {
+                            Some((a, l)) => {
+                                a.parse::<Ipv4Addr>().is_ok()
+                                    && l.parse::<u8>().is_ok_and(|l| l <= 32)
+                            }
+                            None => addr.parse::<Ipv4Addr>().is_ok(),
+                        };
+                        if !ok {
+                            self.warn(x, format!("vrrp_instance {name}: virtual address \"{addr}\" is not IPv4; skipped"));
+                            let _ = writeln!(
+                                notes,
+                                "# keepalived (not supported): virtual_ipaddress {}",
+                                render_node_line(x)
+                            );
+                            continue;
+                        }
+                        let mut dev = None;
+                        let mut rest = x.args.iter();
+                        while let Some(w) = rest.next() {
+                            match w.as_str() {
+                                "dev" => dev = rest.next().cloned(),
+                                other => {
+                                    self.warn(x, format!("vrrp_instance {name}: virtual address option \"{other}\" is not supported; ignored"));
+                                    if matches!(other, "label" | "scope" | "brd" | "broadcast") {
+                                        rest.next();
+                                    }
+                                }
+                            }
+                        }
+                        vips.push(match dev {
+                            Some(d) => format!("{{ address = {}, dev = {} }}", q(addr), q(&d)),
+                            None => q(addr),
+                        });
+                    }
+                    let _ = writeln!(body, "virtual_ipaddress = [{}]", vips.join(", "));
+                    have.2 = !vips.is_empty();
+                }
+                ("unicast_peer", _) => {
+                    let peers: Vec<String> = k
+                        .kids()
+                        .iter()
+                        .filter(|x| x.key.parse::<Ipv4Addr>().is_ok())
+                        .map(|x| q(&x.key))
+                        .collect();
+                    let _ = writeln!(body, "unicast_peer = [{}]", peers.join(", "));
+                }
+                ("track_interface", _) => {
+                    let items: Vec<String> = k
+                        .kids()
+                        .iter()
+                        .map(|x| match (x.arg(0), x.arg(1)) {
+                            (Some("weight"), Some(w)) if w.parse::<i32>().is_ok() => {
+                                format!("{{ name = {}, weight = {w} }}", q(&x.key))
+                            }
+                            _ => q(&x.key),
+                        })
+                        .collect();
+                    let _ = writeln!(body, "track_interface = [{}]", items.join(", "));
+                }
+                _ => self.unsupported(k, &mut notes, &format!("vrrp_instance {name}: ")),
+            }
+        }
+        if !(have.0 && have.1 && have.2) {
+            self.warn(
+                n,
+                format!("vrrp_instance {name}: needs interface, virtual_router_id and virtual_ipaddress; kept as a comment"),
+            );
+            let _ = writeln!(
+                out,
+                "\n# --- vrrp_instance {name} ({}:{}): incomplete; not converted.",
+                n.file, n.line
+            );
+            render_node_tree(n, 0, out);
+            return;
+        }
+        let _ = writeln!(out, "\n[[vrrp.instance]]\nname = {}", q(&name));
+        out.push_str(&body);
+        out.push_str(&notes);
+    }
+
+    /// Converts `vrrp_sync_group NAME { group { … } }`.
+    fn vrrp_sync_group(&mut self, n: &Node, out: &mut String) {
+        let name = n.arg(0).unwrap_or("").to_string();
+        let mut members = Vec::new();
+        let mut notes = String::new();
+        for k in n.kids() {
+            match k.key.as_str() {
+                "group" => {
+                    for m in k.kids() {
+                        members.push(q(&m.key));
+                        members.extend(m.args.iter().map(|a| q(a)));
+                    }
+                }
+                _ => self.unsupported(k, &mut notes, &format!("vrrp_sync_group {name}: ")),
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n[[vrrp.sync_group]]\nname = {}\ngroup = [{}]",
+            q(&name),
+            members.join(", ")
+        );
+        out.push_str(&notes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1133,6 +1340,38 @@ mod tests {
     }
 
     #[test]
+    fn vrrp_options() {
+        let text = "global_defs {\n vrrp_version 3\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 9\n priority 120\n advert_int 0.5\n nopreempt\n preempt_delay 10\n unicast_src_ip 10.0.0.1\n unicast_peer {\n  10.0.0.2\n }\n track_interface {\n  eth1 weight -20\n  eth2\n }\n virtual_ipaddress {\n  10.0.0.100/24 dev eth3\n  fe80::1\n }\n notify_master /bin/x\n track_script {\n  chk\n }\n}\nvrrp_instance W {\n interface eth0\n}\nvrrp_script chk {\n script /bin/true\n}\n";
+        let nodes = parse_text(text, "v.conf", Path::new("."), 0).expect("parse");
+        let imp = convert(&nodes, "v.conf");
+        let c = Config::parse(&imp.toml).unwrap_or_else(|e| panic!("{e}\n{}", imp.toml));
+        assert_eq!(c.vrrp.instance.len(), 1);
+        let v = &c.vrrp.instance[0];
+        assert_eq!((v.version, v.priority, v.preempt), (3, 120, false));
+        assert_eq!(v.advert_int, std::time::Duration::from_millis(500));
+        assert_eq!(v.preempt_delay, std::time::Duration::from_secs(10));
+        assert_eq!(v.source_ip, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(v.unicast_peer, [Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(v.track_interface[0].weight, -20);
+        assert_eq!(v.track_interface[1].name, "eth2");
+        assert_eq!(v.virtual_ipaddress.len(), 1);
+        assert_eq!(v.vip_dev(&v.virtual_ipaddress[0]), "eth3");
+        for needle in [
+            "fe80::1",
+            "notify_master /bin/x",
+            "track_script",
+            "vrrp_instance W",
+            "vrrp_script chk",
+        ] {
+            assert!(
+                imp.warnings.iter().any(|w| w.message.contains(needle)),
+                "{needle}: {:?}",
+                imp.warnings
+            );
+        }
+    }
+
+    #[test]
     fn seed_000_dpvs_fnat() {
         let imp = import_file(&seed("seed-000.conf")).expect("import");
         let c = Config::parse(&imp.toml).unwrap_or_else(|e| panic!("{e}\n{}", imp.toml));
@@ -1161,8 +1400,38 @@ mod tests {
             ["192.168.7.188".parse::<IpAddr>().expect("ip")]
         );
         assert!(imp.toml.contains("quorum_down /etc/keepalived/check_rs.sh"));
-        assert!(imp.warnings.iter().any(|w| w.message.contains("VRRP")));
-        assert!(imp.toml.contains("# vrrp_instance HA_INWEB {"));
+        // DPVS's HA_INWEB: a VRRP instance on the KNI twin; notify_stop and
+        // dpdk_interface have no equivalent (warned and kept as comments).
+        let vi = &c.vrrp.instance[0];
+        assert_eq!(
+            (
+                vi.name.as_str(),
+                vi.interface.as_str(),
+                vi.virtual_router_id
+            ),
+            ("HA_INWEB", "dpdk0.kni", 210)
+        );
+        assert_eq!(vi.advert_int, std::time::Duration::from_secs(7));
+        assert_eq!(
+            vi.authentication.as_ref().expect("auth").password,
+            "devweb210"
+        );
+        assert_eq!(
+            vi.virtual_ipaddress[0].address.to_string(),
+            "192.168.7.210/32"
+        );
+        for needle in [
+            "dpdk_interface dpdk0",
+            "notify_stop /etc/keepalived/check_kp.sh",
+        ] {
+            assert!(
+                imp.toml
+                    .contains(&format!("# keepalived (no equivalent): {needle}")),
+                "{needle}\n{}",
+                imp.toml
+            );
+            assert!(imp.warnings.iter().any(|w| w.message.contains(needle)));
+        }
     }
 
     #[test]
@@ -1178,12 +1447,36 @@ mod tests {
         let ports: Vec<u16> = s.real_server.iter().map(|r| s.real_port(r)).collect();
         assert_eq!(ports, [8081, 8082, 8083]);
         assert_eq!(s.check.as_ref().expect("check").retries, 3);
+        // Both VRRP instances convert with nothing left over.
+        let ids: Vec<(&str, &str, u32, u32)> = c
+            .vrrp
+            .instance
+            .iter()
+            .map(|i| {
+                (
+                    i.name.as_str(),
+                    i.interface.as_str(),
+                    i.virtual_router_id,
+                    i.priority,
+                )
+            })
+            .collect();
         assert_eq!(
+            ids,
+            [("VI_1", "ens33", 51, 100), ("VI_2", "ens36", 61, 100)]
+        );
+        assert_eq!(
+            c.vrrp.instance[0].state,
+            crate::config::VrrpStateHint::Master
+        );
+        assert_eq!(
+            c.vrrp.instance[1].virtual_ipaddress[0].address.to_string(),
+            "192.168.211.20/32"
+        );
+        assert!(
+            !imp.warnings.iter().any(|w| w.message.contains("vrrp")),
+            "{:?}",
             imp.warnings
-                .iter()
-                .filter(|w| w.message.contains("VRRP"))
-                .count(),
-            2
         );
     }
 
@@ -1204,7 +1497,15 @@ mod tests {
             .map(|r| r.address.to_string())
             .collect();
         assert_eq!(addrs, ["10.0.0.71", "10.0.0.72"]);
-        assert!(imp.toml.contains("# vrrp_sync_group VRRP1 {"));
+        assert_eq!(c.vrrp.sync_group.len(), 1);
+        assert_eq!(c.vrrp.sync_group[0].name, "VRRP1");
+        assert_eq!(c.vrrp.sync_group[0].group, ["external", "internal"]);
+        let ext = &c.vrrp.instance[0];
+        assert_eq!((ext.priority, ext.virtual_router_id), (200, 91));
+        assert_eq!(
+            ext.virtual_ipaddress[0].address.to_string(),
+            "192.168.1.1/24"
+        );
         assert!(imp
             .warnings
             .iter()

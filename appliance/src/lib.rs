@@ -27,6 +27,8 @@
 //! - [`dataplane_driver`]: the dataplane subsystem of `dpdk` mode — the `dataplane`
 //!   crate's DPDK backend with kernel twins, the configured services programmed into it,
 //!   health verdicts, `services` and the ipvs-style metrics.
+//! - [`vrrp_driver`]: the VRRP subsystem — the `vrrp` crate's instances on protocol-112
+//!   sockets, virtual addresses and gratuitous ARPs, `fulcrum vrrp`.
 //!
 //! What it does not do: implement OSPF, decide health, choose routes or forward packets —
 //! those are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems.
@@ -47,3 +49,4 @@ pub mod ospf_socket;
 pub mod routing;
 #[cfg(test)]
 mod testns;
+pub mod vrrp_driver;

@@ -467,6 +467,73 @@ fn address_of(attrs: &[AddressAttribute], len: u8) -> Option<Ipv4Network> {
     Ipv4Network::new(local.or(addr)?, len).ok()
 }
 
+// ---------------------------------------------------------------------------------------
+// VRRP: virtual addresses on interfaces.
+
+/// Adds and removes IPv4 interface addresses (the VRRP driver's virtual addresses).
+#[derive(Clone)]
+pub struct AddressProgrammer {
+    handle: rtnetlink::Handle,
+}
+
+impl AddressProgrammer {
+    /// Opens a netlink connection (its task is spawned on the current tokio runtime).
+    pub fn connect() -> Result<AddressProgrammer, NetlinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(AddressProgrammer { handle })
+    }
+
+    /// Adds `addr` to interface `ifindex`; an address already present is not an error.
+    pub async fn add(&self, ifindex: u32, addr: Ipv4Network) -> Result<(), NetlinkError> {
+        match self
+            .handle
+            .address()
+            .add(ifindex, IpAddr::V4(addr.ip()), addr.prefix())
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(NetlinkError::Request {
+                op: "add address",
+                what: format!("{addr} on ifindex {ifindex}"),
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    /// Removes `addr` (any prefix length) from interface `ifindex`; returns whether it
+    /// was present.
+    pub async fn remove(&self, ifindex: u32, addr: Ipv4Addr) -> Result<bool, NetlinkError> {
+        let err = |op, e| NetlinkError::Request {
+            op,
+            what: format!("{addr} on ifindex {ifindex}"),
+            source: Box::new(e),
+        };
+        let found: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .set_address_filter(IpAddr::V4(addr))
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| err("list addresses", e))?;
+        let mut removed = false;
+        for msg in found {
+            match self.handle.address().del(msg).execute().await {
+                Ok(()) => removed = true,
+                Err(rtnetlink::Error::NetlinkError(e))
+                    if e.raw_code() == -libc::EADDRNOTAVAIL || e.raw_code() == -libc::ENODEV => {}
+                Err(e) => return Err(err("remove address", e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,7 @@ fn main() -> ExitCode {
         }
         daemon.add_subsystem(Box::new(health));
         daemon.add_subsystem(Box::new(routing));
+        daemon.add_subsystem(Box::new(appliance::vrrp_driver::VrrpDriver::new()));
         tracing::info!(
             "fulcrumd {} starting with {}",
             env!("CARGO_PKG_VERSION"),
