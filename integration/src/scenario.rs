@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::error::{LabError, Result};
 use crate::frr::{Frr, FrrConfig, OspfInterface};
 use crate::lab::{Lab, Node, Switch};
+use crate::lb::LbKind;
 use crate::nginx::{Nginx, NginxConfig};
 
 /// What runs in a node.
@@ -625,24 +626,74 @@ pub fn two() -> Scenario {
     }
 }
 
-/// Builds `scenario` in `lab`: switches, nodes, links, addresses, routes, then daemons.
+/// Builds `scenario` in `lab`: switches, nodes, links, addresses, routes, then daemons
+/// (the balancer nodes as the stand-ins' topology: see [`build_for`]).
 pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
+    build_for(lab, scenario, LbKind::NftDnat)
+}
+
+/// The name of the veth that carries a fulcrum balancer's interface `ifname` as a DPDK
+/// port (`eth0` → `dp-eth0`); the kernel twin fulcrumd creates is called `ifname`.
+pub fn port_veth(ifname: &str) -> String {
+    format!("dp-{ifname}")
+}
+
+/// The balancer nodes that run fulcrumd when `kind` is [`LbKind::Fulcrum`] (none else).
+pub fn fulcrum_nodes(scenario: &Scenario, kind: LbKind) -> Vec<String> {
+    if kind == LbKind::Fulcrum {
+        scenario
+            .service
+            .balancers
+            .iter()
+            .map(|b| b.node.clone())
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Builds `scenario` in `lab` for balancer `kind`.
+///
+/// Every kind but [`LbKind::Fulcrum`] gets the topology as written. For fulcrum, each
+/// balancer node is left for fulcrumd (started by [`crate::lb::start`]): a plain
+/// namespace (no kernel forwarding), its data interfaces created as veths named
+/// [`port_veth`] with no addresses (fulcrumd's DPDK ports; the kernel twins it creates
+/// take the interface names and addresses), IPv6 off, `rp_filter=1` and `arp_ignore=8`
+/// on the veths so the node's kernel speaks only through the twins, and none of the
+/// node's daemons (the FRR stand-in's OSPF is fulcrumd's). Every other node's
+/// interfaces get TX checksum offload off: `net_af_packet` reads frames as the sender's
+/// stack left them, and a partial checksum would reach the balancer unfinished.
+pub fn build_for(lab: &Lab, scenario: &Scenario, kind: LbKind) -> Result<Running> {
+    let fulcrum = fulcrum_nodes(scenario, kind);
+    let is_fulcrum = |node: &str| fulcrum.iter().any(|n| n == node);
+    let ifname = |node: &str, ifname: &str| {
+        if is_fulcrum(node) {
+            port_veth(ifname)
+        } else {
+            ifname.to_string()
+        }
+    };
     let mut run = Running::default();
     for name in &scenario.switches {
         run.switches.insert(name.clone(), lab.switch(name)?);
     }
     for spec in &scenario.nodes {
-        let node = if spec.router {
+        let node = if spec.router && !is_fulcrum(&spec.name) {
             lab.router(&spec.name)?
         } else {
             lab.node(&spec.name)?
         };
         run.nodes.insert(spec.name.clone(), node);
     }
+    // Every (node, interface) the topology creates, for the per-interface settings.
+    let mut ifaces: Vec<(String, String)> = Vec::new();
     for l in &scenario.links {
         let a = run.node(&l.a.0)?;
         let b = run.node(&l.b.0)?;
-        lab.link(a, &l.a.1, b, &l.b.1)?;
+        let (ai, bi) = (ifname(&l.a.0, &l.a.1), ifname(&l.b.0, &l.b.1));
+        lab.link(a, &ai, b, &bi)?;
+        ifaces.push((l.a.0.clone(), ai));
+        ifaces.push((l.b.0.clone(), bi));
     }
     for at in &scenario.attachments {
         let node = run.node(&at.node)?;
@@ -650,10 +701,25 @@ pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
             .switches
             .get(&at.switch)
             .ok_or_else(|| LabError::Config(format!("no switch {}", at.switch)))?;
-        lab.attach(node, &at.ifname, sw)?;
+        let i = ifname(&at.node, &at.ifname);
+        lab.attach(node, &i, sw)?;
+        ifaces.push((at.node.clone(), i));
     }
     for spec in &scenario.nodes {
         let node = run.node(&spec.name)?;
+        if is_fulcrum(&spec.name) {
+            for (k, v) in [
+                ("net.ipv6.conf.all.disable_ipv6", "1"),
+                ("net.ipv6.conf.default.disable_ipv6", "1"),
+                ("net.ipv4.conf.all.rp_filter", "1"),
+            ] {
+                node.sysctl(k, v)?;
+            }
+            for (_, i) in ifaces.iter().filter(|(n, _)| n == &spec.name) {
+                node.sysctl(&format!("net.ipv4.conf.{i}.arp_ignore"), "8")?;
+            }
+            continue;
+        }
         for (ifname, cidr) in &spec.addrs {
             node.addr(ifname, cidr)?;
         }
@@ -663,8 +729,16 @@ pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
         for (k, v) in &spec.sysctls {
             node.sysctl(k, v)?;
         }
+        if !fulcrum.is_empty() {
+            for (_, i) in ifaces.iter().filter(|(n, _)| n == &spec.name) {
+                node.exec_ok(&["ethtool", "-K", i, "tx", "off", "tso", "off"])?;
+            }
+        }
     }
     for spec in &scenario.nodes {
+        if is_fulcrum(&spec.name) {
+            continue;
+        }
         let node = run.node(&spec.name)?.clone();
         for role in &spec.roles {
             match role {
@@ -709,8 +783,8 @@ pub fn hints(lab: &Lab, scenario: &Scenario) -> Vec<String> {
         .collect()
 }
 
-/// A human-readable status: every FRR node's OSPF neighbors and the expected routes as
-/// the kernel has them.
+/// A human-readable status: every FRR node's OSPF neighbors (not the balancers that run
+/// fulcrumd) and the expected routes as the kernel has them.
 pub fn status(lab: &Lab, scenario: &Scenario) -> String {
     let mut out = String::new();
     for spec in &scenario.nodes {
@@ -718,6 +792,10 @@ pub fn status(lab: &Lab, scenario: &Scenario) -> String {
             continue;
         }
         let node = lab.existing_node(&spec.name);
+        if crate::lb::fulcrum_dir(&node).exists() {
+            // fulcrumd speaks OSPF there: `crate::lb::status` shows its own view.
+            continue;
+        }
         out.push_str(&format!(
             "== {} ({}) OSPF neighbors\n",
             spec.name,
