@@ -154,3 +154,233 @@ fn lvs_dr_preserves_the_client_and_bypasses_the_balancer_on_the_way_back() {
     );
     assert_eq!(s["out_packets"].as_u64(), Some(0), "{s}");
 }
+
+/// Polls the router's next hops for `prefix` until `want` holds; the instant it was seen.
+fn wait_nexthops(
+    sw: &integration::Node,
+    prefix: &str,
+    limit: Duration,
+    want: impl Fn(&[String]) -> bool,
+) -> Instant {
+    let t0 = Instant::now();
+    loop {
+        let nh = sw.nexthops(prefix).unwrap_or_default();
+        if want(&nh) {
+            return Instant::now();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{prefix} next hops still {nh:?} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// The failed samples, for messages.
+fn failures(samples: &[load::Sample]) -> Vec<&load::Sample> {
+    samples.iter().filter(|s| !s.ok()).collect()
+}
+
+/// The local address (the FullNAT source the servers saw) of a successful sample.
+fn via(s: &load::Sample) -> Option<&str> {
+    s.echo.as_ref().map(|e| e.client.as_str())
+}
+
+const A_HOP: &str = "10.20.30.45";
+const B_HOP: &str = "10.20.30.46";
+const A_LIP: &str = "192.168.7.185";
+const B_LIP: &str = "192.168.7.195";
+
+/// Scenario two with fulcrumd on both nodes: 1,000 requests spread over the servers
+/// through both nodes, then the failure drills of issue 8, with a client running
+/// throughout each and one keep-alive connection through node B held across all of them.
+#[test]
+fn two_arm_ospf_ecmp_and_failure_drills() {
+    let (sc, _lab, run, mut lbs) = up("two", "fscen_two");
+    let vip = format!("{}/32", sc.service.vip);
+    let sw = run.node("sw").expect("sw").clone();
+    let client = run.node("client").expect("client").clone();
+    let url = sc.service.url();
+    let dead = Duration::from_secs(4);
+
+    // 1,000 requests: both nodes serve (ECMP), round robin over the servers, the client
+    // in the PROXY v2 header.
+    let r = load(&run, &sc, REQUESTS, &lbs);
+    assert_spread(&r.servers, &backends(&sc), 0.05);
+    only(&r.proxies, "10.12.26.20");
+    let a = r.clients.get(A_LIP).copied().unwrap_or(0);
+    let b = r.clients.get(B_LIP).copied().unwrap_or(0);
+    eprintln!("two: ECMP split lb-a {a}, lb-b {b}");
+    assert!(a > 0 && b > 0 && a + b == REQUESTS, "{:?}", r.clients);
+
+    // A keep-alive connection that the router sends through B (its answers carry B's
+    // local address); it must survive every drill below.
+    let keep = (0..20)
+        .find_map(|_| {
+            let k = load::KeepAlive::start(&client, &url, 1000, 5).expect("curl");
+            let t0 = Instant::now();
+            while k.transfers().is_empty() && t0.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let first = k.transfers().first().cloned();
+            match first.and_then(|t| t.echo).map(|e| e.client) {
+                Some(c) if c == B_LIP => Some(k),
+                _ => {
+                    drop(k.stop());
+                    None
+                }
+            }
+        })
+        .expect("a keep-alive connection through lb-b");
+    let keep_t0 = Instant::now();
+
+    // Drill 1: every server refuses node A (as if the nginx servers behind A stopped:
+    // connection refused). A's checks fail, A withdraws the VIP, the router drops A.
+    let a_sources: Vec<std::net::Ipv4Addr> = ["192.168.7.82", A_LIP]
+        .iter()
+        .map(|a| a.parse().expect("address"))
+        .collect();
+    let ports = [80, 8080];
+    let cont = load::Continuous::start(&client, &url, Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(500));
+    let t_fail = Instant::now();
+    for b in &sc.service.backends {
+        lb::refuse(run.node(&b.node).expect("rs"), &a_sources, &ports).expect("refuse");
+    }
+    let t_out = wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| nh == [B_HOP]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let samples = cont.stop();
+    let withdraw = t_out - t_fail;
+    let failed = failures(&samples);
+    let late: Vec<_> = failed.iter().filter(|s| s.start >= t_out).collect();
+    let after: Vec<_> = samples.iter().filter(|s| s.start >= t_out).collect();
+    eprintln!(
+        "two drill 1 (servers refuse A): A left ECMP after {} (detection {} + 1 s allowed); \
+         {} of {} requests failed, all started before A left; {} requests after",
+        secs(withdraw),
+        secs(lb::detection_time()),
+        failed.len(),
+        samples.len(),
+        after.len()
+    );
+    assert!(
+        withdraw <= lb::detection_time() + Duration::from_secs(1),
+        "withdrawal took {withdraw:?}"
+    );
+    assert!(late.is_empty(), "failures after A left: {late:?}");
+    assert!(!after.is_empty() && after.iter().all(|s| via(s) == Some(B_LIP)));
+    let vips = lbs
+        .fulcrum("lb-a")
+        .expect("a")
+        .cli(&["vips"])
+        .expect("vips");
+    eprintln!("lb-a: fulcrum vips\n{vips}");
+    for b in &sc.service.backends {
+        lb::unrefuse(run.node(&b.node).expect("rs")).expect("unrefuse");
+    }
+    let t_back = Instant::now();
+    wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| nh.len() == 2);
+    eprintln!(
+        "two: A back in ECMP {} after the servers took it again",
+        secs(t_back.elapsed())
+    );
+
+    // Drill 2: kill -9 fulcrumd on A. The router keeps A until the OSPF dead interval;
+    // requests hashed to A fail until then, none after.
+    let cont = load::Continuous::start(&client, &url, Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(500));
+    let t_kill = Instant::now();
+    lbs.fulcrum_mut("lb-a").expect("a").kill();
+    let t_gone = wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| nh == [B_HOP]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let samples = cont.stop();
+    let failed = failures(&samples);
+    let last_fail = failed.iter().map(|s| s.start).max();
+    let recovered = last_fail.map_or(Duration::ZERO, |t| t.saturating_duration_since(t_kill));
+    eprintln!(
+        "two drill 2 (kill -9 A): the router dropped A after {}; {} of {} requests failed, \
+         the last one started {} after the kill (dead interval {})",
+        secs(t_gone - t_kill),
+        failed.len(),
+        samples.len(),
+        secs(recovered),
+        secs(dead)
+    );
+    assert!(
+        t_gone - t_kill <= dead + Duration::from_millis(500),
+        "the router kept A for {:?}",
+        t_gone - t_kill
+    );
+    assert!(
+        recovered <= dead + Duration::from_millis(500),
+        "requests failed until {recovered:?} after the kill"
+    );
+    let after: Vec<_> = samples.iter().filter(|s| s.start >= t_gone).collect();
+    assert!(!after.is_empty() && after.iter().all(|s| via(s) == Some(B_LIP)));
+
+    // Drill 3: restart A: it rejoins ECMP; the connection through B never noticed.
+    let cont = load::Continuous::start(&client, &url, Duration::from_secs(1));
+    let t_start = Instant::now();
+    lbs.fulcrum_mut("lb-a")
+        .expect("a")
+        .start()
+        .expect("restart");
+    let t_up = Instant::now();
+    let t_rejoin = wait_nexthops(&sw, &vip, Duration::from_secs(30), |nh| nh.len() == 2);
+    std::thread::sleep(Duration::from_millis(2000));
+    let samples = cont.stop();
+    let failed = failures(&samples);
+    let via_a = samples
+        .iter()
+        .filter(|s| s.start >= t_rejoin && via(s) == Some(A_LIP))
+        .count();
+    eprintln!(
+        "two drill 3 (restart A): fulcrumd answered after {}, A back in ECMP after {}; \
+         {} of {} requests failed; {via_a} went through A after it rejoined",
+        secs(t_up - t_start),
+        secs(t_rejoin - t_start),
+        failed.len(),
+        samples.len()
+    );
+    assert!(failed.is_empty(), "failures during the restart: {failed:?}");
+    assert!(via_a > 0, "no request through A after it rejoined");
+
+    let transfers = keep.stop();
+    let held = keep_t0.elapsed();
+    eprintln!(
+        "two: keep-alive connection through B: {} requests over {} on one connection",
+        transfers.len(),
+        secs(held)
+    );
+    assert!(
+        transfers.len() as f64 >= held.as_secs_f64() * 5.0 * 0.8,
+        "{}",
+        transfers.len()
+    );
+    let port = transfers
+        .first()
+        .map(|t| t.local_port.clone())
+        .unwrap_or_default();
+    for (i, t) in transfers.iter().enumerate() {
+        assert_eq!(
+            (t.code.as_str(), t.exit.as_str()),
+            ("200", "0"),
+            "transfer {i}: {t:?}"
+        );
+        assert_eq!(
+            t.connects,
+            u32::from(i == 0),
+            "transfer {i} reconnected: {t:?}"
+        );
+        assert_eq!(t.local_port, port, "transfer {i}: {t:?}");
+        assert_eq!(
+            t.echo.as_ref().map(|e| e.client.as_str()),
+            Some(B_LIP),
+            "{t:?}"
+        );
+    }
+}
