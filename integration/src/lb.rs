@@ -1134,4 +1134,81 @@ mod tests {
         assert!(parse_nft_packets("counter vip_hits { }").is_err());
         assert!(parse_nft_packets("packets lots").is_err());
     }
+
+    #[test]
+    fn fulcrum_config_for_scenario_two() {
+        let sc = by_name("two").expect("two");
+        let c = fulcrum_config(&sc, 1, Path::new("/r/lb-b/fulcrum"), 1, "flab-x-lb-b")
+            .expect("renders");
+        assert!(c.contains("router_id = \"10.20.30.46\""), "{c}");
+        assert!(c.contains("control_socket = \"/r/lb-b/fulcrum/control.sock\""));
+        assert!(c.contains("\"--file-prefix\", \"flab-x-lb-b\", \"--lcores=0@1,1@1\""));
+        assert!(c.contains("idle_sleep_us = 50"));
+        // Ports in the order of the node's interfaces; the twins carry the addresses but
+        // the /32 VIP and the local address.
+        assert!(c.contains(
+            "name = \"eth0\"\ndevice = \"net_af_packet0,iface=dp-eth0\"\naddresses = [\"10.20.30.46/24\"]"
+        ));
+        assert!(c.contains(
+            "name = \"eth1\"\ndevice = \"net_af_packet1,iface=dp-eth1\"\naddresses = [\"192.168.7.83/24\"]"
+        ));
+        assert!(!c.contains("192.168.7.195/24"));
+        // The stand-in's OSPF: broadcast, hello 1, dead 4, area 0, min-arrival 0.
+        assert!(c.contains("min_ls_arrival = \"0ms\""));
+        assert!(c.contains(
+            "name = \"eth0\"\narea = \"0.0.0.0\"\nnetwork = \"broadcast\"\nhello_interval = \"1s\"\ndead_interval = \"4s\""
+        ));
+        assert!(!c.contains("[[announce]]"), "the VIP is the service's: {c}");
+        // FullNAT from the node's own local address, PROXY v2 to the servers' :8080,
+        // announced over OSPF while a server is up.
+        assert!(c.contains("forward = \"fnat\""));
+        assert!(c.contains("local_addresses = [\"192.168.7.195\"]"));
+        assert!(c.contains("client_address = \"proxy-v2\""));
+        assert!(c.contains("announce = \"ospf\""));
+        assert!(c.contains("check = { type = \"tcp\", interval = \"1000ms\""));
+        assert!(c.contains("address = \"192.168.7.28\"\nport = 8080"));
+        assert!(fulcrum_config(&sc, 2, Path::new("/r"), 0, "p").is_err());
+    }
+
+    #[test]
+    fn fulcrum_config_for_nat_and_dr() {
+        let nat = by_name("nat").expect("nat");
+        let c = fulcrum_config(&nat, 0, Path::new("/r"), 0, "p").expect("nat");
+        // No FRR stand-in: the router id is the first address; the director keeps its
+        // interface addresses (the VIP is one of them on this segment); no OSPF.
+        assert!(c.contains("router_id = \"10.10.0.20\""), "{c}");
+        assert!(c.contains("addresses = [\"10.10.0.20/24\"]"));
+        assert!(c.contains("addresses = [\"192.168.211.20/24\"]"));
+        assert!(!c.contains("[ospf]"));
+        assert!(c.contains("forward = \"nat\""));
+        assert!(c.contains("announce = \"none\""));
+        assert!(!c.contains("local_addresses"));
+        assert!(c.contains("address = \"192.168.211.12\"\nport = 80\n"));
+        let dr = by_name("dr").expect("dr");
+        let c = fulcrum_config(&dr, 0, Path::new("/r"), 0, "p").expect("dr");
+        assert!(c.contains("forward = \"dr\""));
+        assert!(c.contains("addresses = [\"192.168.150.11/24\"]"), "{c}");
+        assert!(!c.contains("192.168.150.100/32"), "{c}");
+        let one = by_name("one").expect("one");
+        let c = fulcrum_config(&one, 0, Path::new("/r"), 0, "p").expect("one");
+        assert!(c.contains("addresses = [\"192.168.7.82/24\"]"), "{c}");
+        assert!(c.contains("local_addresses = [\"192.168.7.185\"]"));
+    }
+
+    #[test]
+    fn cpu_lists_and_detection_time() {
+        assert_eq!(parse_cpu_list("0-2,5\n"), vec![0, 1, 2, 5]);
+        assert_eq!(parse_cpu_list("1"), vec![1]);
+        assert!(parse_cpu_list("x").is_empty());
+        assert!(parse_cpu_list("3-1").is_empty());
+        assert!(!allowed_cpus().is_empty());
+        assert_eq!(detection_time(), Duration::from_secs(2));
+        assert!(contains("10.20.30.0/24", Ipv4Addr::new(10, 20, 30, 45)));
+        assert!(!contains("10.20.30.0/24", Ipv4Addr::new(10, 20, 31, 45)));
+        assert!(contains("0.0.0.0/0", Ipv4Addr::new(1, 2, 3, 4)));
+        assert!(parse_cidr("1.2.3.4/33").is_err());
+        assert!(parse_cidr("1.2.3.4").is_err());
+        assert_eq!(toml_area("0"), "0.0.0.0");
+        assert_eq!(toml_area("0.0.0.1"), "0.0.0.1");
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! A [`Scenario`] lists switches, nodes (addresses, static routes, the daemons they run),
 //! links and the routes expected once routing has converged. [`build`] realises it in a
-//! [`Lab`]; later work can swap a node's [`Role::Frr`] stand-in for fulcrumd by adding a
-//! role, without touching the topology.
+//! [`Lab`] with the stand-ins' daemons; [`build_for`] with [`LbKind::Fulcrum`] leaves the
+//! balancer nodes to fulcrumd instead (their [`Role::Frr`] stand-in becomes fulcrumd's
+//! OSPF, see [`crate::lb::fulcrum_config`]), without touching the topology.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -472,9 +473,10 @@ pub fn dr() -> Scenario {
 ///
 /// `client` (10.12.26.20) sits behind the upstream router `sw` on its own subnet; `sw`
 /// (10.20.30.1) runs OSPF area 0 on the 10.20.30.0/24 segment `seg` and originates a
-/// default route. The balancer nodes `lb-a` (10.20.30.45) and `lb-b` (10.20.30.46) hold
-/// the VIP 100.96.122.210/32 on `lo` and advertise it by OSPF (FRR stand-ins for
-/// fulcrumd), so `sw` installs it with two next hops. Behind them, on the 192.168.7.0/24
+/// default route. The balancer nodes `lb-a` (10.20.30.45) and `lb-b` (10.20.30.46)
+/// advertise the VIP 100.96.122.210/32 by OSPF — fulcrumd itself with
+/// [`LbKind::Fulcrum`], otherwise FRR stand-ins holding the VIP on `lo` — so `sw`
+/// installs it with two next hops. Behind them, on the 192.168.7.0/24
 /// segment `inner`, nginx real servers `rs1` (.27) and `rs2` (.28); the nodes also hold
 /// their local addresses .185 and .195 for FullNAT.
 pub fn two() -> Scenario {
@@ -514,7 +516,7 @@ pub fn two() -> Scenario {
     Scenario {
         name: s("two"),
         description: s("seed 000 scenario two: client -> sw (OSPF, ECMP) -> lb-a | lb-b \
-             (VIP 100.96.122.210/32 announced by FRR stand-ins) -> nginx rs1 | rs2"),
+             (VIP 100.96.122.210/32 announced over OSPF) -> nginx rs1 | rs2"),
         switches: vec![s("seg"), s("inner")],
         nodes: vec![
             NodeSpec {
@@ -602,7 +604,9 @@ pub fn two() -> Scenario {
             s("vtysh --vty_socket {dir:sw}/frr/run -c 'show ip ospf neighbor'"),
             s("ip netns exec {ns:lb-a} curl -s http://192.168.7.27/    # a real server directly"),
             s("ip netns exec {ns:lb-a} curl -s --haproxy-protocol http://192.168.7.28:8080/"),
-            s("ip -n {ns:lb-a} addr del 100.96.122.210/32 dev lo    # withdraw: sw keeps one nexthop"),
+            s("stand-in: ip -n {ns:lb-a} addr del 100.96.122.210/32 dev lo    # withdraw: sw keeps one nexthop"),
+            s("fulcrum: fulcrum --socket {sock:lb-a} ospf neighbors    # fulcrumd's view of sw and lb-b"),
+            s("fulcrum: fulcrum --socket {sock:lb-a} vips drain 100.96.122.210    # withdraw: sw keeps one nexthop (undrain to undo)"),
         ],
         service: Service {
             vip: ip4([100, 96, 122, 210]),
@@ -763,19 +767,47 @@ pub fn wait_converged(lab: &Lab, scenario: &Scenario, deadline: Duration) -> Res
     Ok(())
 }
 
-/// The scenario's hints with namespaces and run directories filled in.
+/// The scenario's hints for the stand-in balancers (see [`hints_for`]).
 pub fn hints(lab: &Lab, scenario: &Scenario) -> Vec<String> {
+    hints_for(lab, scenario, LbKind::NftDnat)
+}
+
+/// Marks a hint that only holds with the stand-in balancers (FRR announcing the VIP).
+pub const STAND_IN_HINT: &str = "stand-in: ";
+/// Marks a hint that only holds with fulcrum as the balancer; `{sock:NODE}` stands for
+/// the node's fulcrumd control socket.
+pub const FULCRUM_HINT: &str = "fulcrum: ";
+
+/// The scenario's hints that hold for balancer `kind`, with namespaces, run directories
+/// and control sockets filled in.
+pub fn hints_for(lab: &Lab, scenario: &Scenario, kind: LbKind) -> Vec<String> {
+    let fulcrum = kind == LbKind::Fulcrum;
     scenario
         .hints
         .iter()
+        .filter_map(|h| {
+            if let Some(rest) = h.strip_prefix(STAND_IN_HINT) {
+                (!fulcrum).then_some(rest)
+            } else if let Some(rest) = h.strip_prefix(FULCRUM_HINT) {
+                fulcrum.then_some(rest)
+            } else {
+                Some(h.as_str())
+            }
+        })
         .map(|h| {
-            let mut h = h.clone();
+            let mut h = h.to_string();
             for n in &scenario.nodes {
                 let node = lab.existing_node(&n.name);
                 h = h.replace(&format!("{{ns:{}}}", n.name), node.netns());
                 h = h.replace(
                     &format!("{{dir:{}}}", n.name),
                     &node.dir().to_string_lossy(),
+                );
+                h = h.replace(
+                    &format!("{{sock:{}}}", n.name),
+                    &crate::lb::fulcrum_dir(&node)
+                        .join("control.sock")
+                        .to_string_lossy(),
                 );
             }
             h
