@@ -30,7 +30,7 @@ esac
 
 bash scripts/setup.sh >/dev/null
 # fulcrum-lab finds fulcrumd and fulcrum next to itself (target/release/).
-cargo build --release --locked -q -p integration --bin fulcrum-lab -p appliance
+cargo build --release --locked -q -p integration -p appliance --bins
 lab=${CARGO_TARGET_DIR:-target}/release/fulcrum-lab
 
 case "$action" in
