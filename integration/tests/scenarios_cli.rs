@@ -1,5 +1,5 @@
-//! `fulcrum-lab` under private lab names (needs root): scenario `two` with the default
-//! balancer, fulcrumd on both nodes (up, traffic, status with fulcrumd's own views,
+//! `fulcrum-lab` under private lab names (needs root): scenario `two` with `--lb fulcrum`
+//! (the demo's balancer), fulcrumd on both nodes (up, traffic, status with fulcrumd's own views,
 //! down leaving no namespace, process, tap or file), `nat` with HAProxy + PROXY v2, `dr`
 //! with a stand-in (topology only) and a bad `--lb`.
 //!
@@ -110,9 +110,9 @@ fn up_status_down_two_with_fulcrum_nat_dr_and_refusals() {
     let (nat, dr, ful) = (format!("n{id}"), format!("d{id}"), format!("f{id}"));
     let _guard = Guard(vec![nat.clone(), dr.clone(), ful.clone()]);
 
-    // two with the default balancer: fulcrumd on lb-a and lb-b, the router's ECMP route
-    // over both, the client served through the VIP.
-    let up = lab_cmd(&["up", "two", "--name", &ful]);
+    // two with fulcrum, the demo's balancer: fulcrumd on lb-a and lb-b, the router's ECMP
+    // route over both, the client served through the VIP.
+    let up = lab_cmd(&["up", "two", "--lb", "fulcrum", "--name", &ful]);
     let out = text(&up);
     assert!(up.status.success(), "up failed: {out}");
     assert!(
@@ -207,8 +207,8 @@ fn up_status_down_two_with_fulcrum_nat_dr_and_refusals() {
     assert!(down.status.success(), "{}", text(&down));
     assert_gone(&nat);
 
-    // dr: the stand-ins cannot do direct routing; the topology still comes up.
-    let up = lab_cmd(&["up", "dr", "--lb", "nft", "--name", &dr]);
+    // dr with the default stand-in, which cannot do direct routing: the topology alone.
+    let up = lab_cmd(&["up", "dr", "--name", &dr]);
     let out = text(&up);
     assert!(up.status.success(), "up failed: {out}");
     assert!(out.contains("direct routing needs fulcrum"), "{out}");

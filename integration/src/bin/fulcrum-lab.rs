@@ -1,8 +1,9 @@
 //! `fulcrum-lab up|status|down SCENARIO [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]`:
 //! brings a demo topology up in network namespaces (`flab-NAME-*`, NAME defaulting to the
-//! scenario's name) with fulcrumd (`dpdk` mode, the default) or a reference load
-//! balancer in its balancer nodes, shows its routing and balancer state (fulcrumd's own
-//! views next to the router's routes), and removes it. fulcrumd and fulcrum are taken
+//! scenario's name) with fulcrumd (`dpdk` mode, `--lb fulcrum`, what `scripts/demo.sh`
+//! runs) or a reference load balancer (nftables DNAT by default) in its balancer nodes,
+//! shows its routing and balancer state (fulcrumd's own views next to the router's
+//! routes), and removes it. fulcrumd and fulcrum are taken
 //! from the directory of this binary (`cargo build -p appliance`) or `$FULCRUMD` and
 //! `$FULCRUM`.
 
@@ -16,7 +17,7 @@ use integration::Lab;
 
 const USAGE: &str = "usage: fulcrum-lab up|status|down SCENARIO \
                      [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]   \
-                     (scenarios: one, two, nat, dr; default balancer: fulcrum)";
+                     (scenarios: one, two, nat, dr; default balancer: nft)";
 
 fn scenario(name: &str) -> anyhow::Result<Scenario> {
     match scenario::by_name(name) {
@@ -176,7 +177,7 @@ fn parse_args(args: &[String]) -> Option<Args> {
         cmd: cmd.clone(),
         scenario: sc.clone(),
         name: sc.clone(),
-        lb: LbKind::Fulcrum,
+        lb: LbKind::NftDnat,
     };
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
