@@ -282,11 +282,11 @@ impl Sample {
 }
 
 /// A client issuing requests back to back (each on its own connection, `curl` with a
-/// connect timeout and a total timeout) until [`Continuous::stop`].
+/// connect timeout and a total timeout) until [`Continuous::stop`] (or drop).
 #[derive(Debug)]
 pub struct Continuous {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<Sample>>,
+    handle: Option<JoinHandle<Vec<Sample>>>,
 }
 
 /// Runs one request from `node` and reads the echo.
@@ -352,13 +352,26 @@ impl Continuous {
             }
             samples
         });
-        Continuous { stop, handle }
+        Continuous {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     /// Stops after the request in progress and returns every sample, in order.
-    pub fn stop(self) -> Vec<Sample> {
+    pub fn stop(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap_or_default()
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Continuous {
+    fn drop(&mut self) {
+        // A test that failed before stop(): end the loop, do not wait for it.
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

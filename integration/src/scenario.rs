@@ -997,4 +997,24 @@ mod tests {
         assert_eq!(announcing, 2);
         assert_eq!(sc.service.balancers.len(), 2);
     }
+
+    #[test]
+    fn fulcrum_nodes_and_hints_are_marked() {
+        let two = by_name("two").expect("two");
+        assert_eq!(
+            fulcrum_nodes(&two, LbKind::Fulcrum),
+            vec!["lb-a".to_string(), "lb-b".to_string()]
+        );
+        assert!(fulcrum_nodes(&two, LbKind::NftDnat).is_empty());
+        assert_eq!(port_veth("eth1"), "dp-eth1");
+        // The stand-in's withdrawal hint and fulcrum's drain hint are marked.
+        assert!(two
+            .hints
+            .iter()
+            .any(|h| h.starts_with(STAND_IN_HINT) && h.contains("dev lo")));
+        assert!(two
+            .hints
+            .iter()
+            .any(|h| h.starts_with(FULCRUM_HINT) && h.contains("{sock:lb-a} vips drain")));
+    }
 }

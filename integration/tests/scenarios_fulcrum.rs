@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use integration::lb::{self, LbKind, RunningLb};
@@ -41,6 +42,15 @@ fn build_binaries() {
     }
     let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "cargo build -p appliance --bins failed");
+}
+
+/// One lab at a time: each runs DPDK lcores pinned to this machine's few CPUs, and the
+/// drills measure timings that a neighbouring lab's load would distort.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the lab lock (a test that failed while holding it does not poison the others).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn up(name: &str, test: &str) -> (Scenario, Lab, Running, RunningLb) {
@@ -125,6 +135,7 @@ fn rendered_configs_pass_fulcrumd_check() {
 
 #[test]
 fn one_arm_fullnat_with_proxy_v2() {
+    let _serial = serial();
     let (sc, _lab, run, lbs) = up("one", "fscen_one");
     let r = load(&run, &sc, REQUESTS, &lbs);
     assert_spread(&r.servers, &backends(&sc), 0.05);
@@ -134,6 +145,7 @@ fn one_arm_fullnat_with_proxy_v2() {
 
 #[test]
 fn lvs_nat_preserves_the_client() {
+    let _serial = serial();
     let (sc, _lab, run, lbs) = up("nat", "fscen_nat");
     let r = load(&run, &sc, REQUESTS, &lbs);
     assert_spread(&r.servers, &backends(&sc), 0.05);
@@ -160,6 +172,7 @@ fn served_from_logs(run: &Running, sc: &Scenario, client: &str) -> BTreeMap<Stri
 
 #[test]
 fn lvs_dr_preserves_the_client_and_bypasses_the_balancer_on_the_way_back() {
+    let _serial = serial();
     let (sc, _lab, run, lbs) = up("dr", "fscen_dr");
     let r = load(&run, &sc, REQUESTS, &lbs);
     // Direct routing: the servers answer from the VIP (held on lo) to the client itself;
@@ -219,6 +232,10 @@ fn via(s: &load::Sample) -> Option<&str> {
     s.echo.as_ref().map(|e| e.client.as_str())
 }
 
+/// Connect timeout of the drills' clients: one SYN retransmission (after 1 s) fits, so
+/// a busy machine does not turn a slow connection into an error.
+const CONNECT: Duration = Duration::from_secs(2);
+
 const A_HOP: &str = "10.20.30.45";
 const B_HOP: &str = "10.20.30.46";
 const A_LIP: &str = "192.168.7.185";
@@ -229,6 +246,7 @@ const B_LIP: &str = "192.168.7.195";
 /// throughout each and one keep-alive connection through node B held across all of them.
 #[test]
 fn two_arm_ospf_ecmp_and_failure_drills() {
+    let _serial = serial();
     let (sc, _lab, run, mut lbs) = up("two", "fscen_two");
     let vip = format!("{}/32", sc.service.vip);
     let sw = run.node("sw").expect("sw").clone();
@@ -274,9 +292,10 @@ fn two_arm_ospf_ecmp_and_failure_drills() {
         .map(|a| a.parse().expect("address"))
         .collect();
     let ports = [80, 8080];
-    let cont = load::Continuous::start(&client, &url, Duration::from_secs(1));
+    let cont = load::Continuous::start(&client, &url, CONNECT);
     std::thread::sleep(Duration::from_millis(500));
     let t_fail = Instant::now();
+    let wall_fail = std::time::SystemTime::now();
     for b in &sc.service.backends {
         lb::refuse(run.node(&b.node).expect("rs"), &a_sources, &ports).expect("refuse");
     }
@@ -298,7 +317,18 @@ fn two_arm_ospf_ecmp_and_failure_drills() {
     );
     assert!(
         withdraw <= lb::detection_time() + Duration::from_secs(1),
-        "withdrawal took {withdraw:?}"
+        "withdrawal took {withdraw:?} (refusal from {} s since the epoch); lb-a:\n{}",
+        wall_fail
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        lbs.fulcrum("lb-a")
+            .map(|f| f.log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("health") || l.contains("OSPF"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(late.is_empty(), "failures after A left: {late:?}");
     assert!(!after.is_empty() && after.iter().all(|s| via(s) == Some(B_LIP)));
@@ -322,7 +352,7 @@ fn two_arm_ospf_ecmp_and_failure_drills() {
 
     // Drill 2: kill -9 fulcrumd on A. The router keeps A until the OSPF dead interval;
     // requests hashed to A fail until then, none after.
-    let cont = load::Continuous::start(&client, &url, Duration::from_secs(1));
+    let cont = load::Continuous::start(&client, &url, CONNECT);
     std::thread::sleep(Duration::from_millis(500));
     let t_kill = Instant::now();
     lbs.fulcrum_mut("lb-a").expect("a").kill();
@@ -355,7 +385,7 @@ fn two_arm_ospf_ecmp_and_failure_drills() {
 
     // Drill 3: restart A: it rejoins ECMP; the connection through B never noticed, and
     // nothing failed while B served alone.
-    let cont = load::Continuous::start(&client, &url, Duration::from_secs(1));
+    let cont = load::Continuous::start(&client, &url, CONNECT);
     std::thread::sleep(Duration::from_millis(500));
     let t_start = Instant::now();
     lbs.fulcrum_mut("lb-a")
@@ -391,7 +421,10 @@ fn two_arm_ospf_ecmp_and_failure_drills() {
         failed.len(),
         samples.len()
     );
-    assert!(!before.is_empty() && before.iter().all(|s| via(s) == Some(B_LIP)));
+    assert!(
+        !before.is_empty() && before.iter().all(|s| via(s) == Some(B_LIP)),
+        "before the restart: {before:?}"
+    );
     assert!(via_a > 0, "no request through A after it rejoined");
     assert!(via_b > 0, "no request through B after A rejoined");
 
