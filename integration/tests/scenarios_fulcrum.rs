@@ -357,7 +357,8 @@ fn two_arm_ospf_ecmp_and_failure_drills() {
     let t_kill = Instant::now();
     lbs.fulcrum_mut("lb-a").expect("a").kill();
     let t_gone = wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| nh == [B_HOP]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A request that went to the dead A just before may take the whole connect timeout.
+    std::thread::sleep(CONNECT + Duration::from_secs(1));
     let samples = cont.stop();
     let failed = failures(&samples);
     let last_fail = failed.iter().map(|s| s.start).max();
