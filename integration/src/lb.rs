@@ -965,12 +965,19 @@ impl FulcrumNode {
                 return out;
             }
         }
+        let ospf = fs::read_to_string(self.config_path())
+            .map(|c| c.lines().any(|l| l.trim() == "[ospf]"))
+            .unwrap_or(false);
         for (title, args) in [
             ("fulcrum services --stats", &["services", "--stats"][..]),
             ("fulcrum vips", &["vips"][..]),
             ("fulcrum ospf neighbors", &["ospf", "neighbors"][..]),
         ] {
             let _ = writeln!(out, "== {name}: {title}");
+            if args[0] == "ospf" && !ospf {
+                out.push_str("(no OSPF in this scenario: the VIP is on the client's segment)\n");
+                continue;
+            }
             match self.cli(args) {
                 Ok(t) => out.push_str(t.trim_end()),
                 Err(e) => {
