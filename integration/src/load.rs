@@ -7,15 +7,23 @@
 //! plus failures. [`wrk`] runs `wrk` (1 thread, C connections, D seconds, `--latency`)
 //! and returns requests/s and p99.
 //!
+//! For failure drills, [`Continuous`] keeps a client busy (one request after the other,
+//! each on a new connection, with its start and end instants) until stopped, and
+//! [`KeepAlive`] holds one HTTP/1.1 connection open for a paced series of requests, so
+//! a test can tell whether a long-lived connection survived.
+//!
 //! What it does not do: it sends nothing outside the lab's namespaces (the URL is the
 //! caller's, inside the lab), and it does not judge figures; [`check_spread`] and
 //! [`assert_spread`] only compare counts.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{LabError, Result};
-use crate::lab::Node;
+use crate::lab::{Node, Process};
 
 /// Requests per `curl` invocation (sequential inside it).
 const BATCH: usize = 100;
@@ -253,6 +261,205 @@ pub fn wrk(node: &Node, url: &str, connections: u32, duration: Duration) -> Resu
     parse_wrk(&out)
 }
 
+/// One request of a [`Continuous`] run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// When the request was started.
+    pub start: Instant,
+    /// When it ended.
+    pub end: Instant,
+    /// The answer, when it was a 200 with an echo line.
+    pub echo: Option<Echo>,
+    /// Why it failed, otherwise.
+    pub error: Option<String>,
+}
+
+impl Sample {
+    /// True for a 200 with an echo line.
+    pub fn ok(&self) -> bool {
+        self.echo.is_some()
+    }
+}
+
+/// A client issuing requests back to back (each on its own connection, `curl` with a
+/// connect timeout and a total timeout) until [`Continuous::stop`] (or drop).
+#[derive(Debug)]
+pub struct Continuous {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Vec<Sample>>>,
+}
+
+/// Runs one request from `node` and reads the echo.
+fn one_request(node: &Node, url: &str, connect: &str, total: &str) -> Sample {
+    let start = Instant::now();
+    let out = node.exec(&[
+        "curl",
+        "-sS",
+        "--http1.1",
+        "-H",
+        "Connection: close",
+        "--connect-timeout",
+        connect,
+        "--max-time",
+        total,
+        "-w",
+        "\\n@@%{http_code} %{exitcode}\\n",
+        url,
+    ]);
+    let end = Instant::now();
+    let mut report = LoadReport::default();
+    let (echo, error) = match out {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            report.absorb(&text, 1);
+            let echo = (report.ok == 1)
+                .then(|| {
+                    text.lines()
+                        .find(|l| l.starts_with("rs="))
+                        .and_then(parse_echo)
+                })
+                .flatten();
+            let err = report.first_error.or_else(|| {
+                echo.is_none()
+                    .then(|| String::from_utf8_lossy(&o.stderr).trim().to_string())
+            });
+            (echo, err)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Sample {
+        start,
+        end,
+        echo,
+        error,
+    }
+}
+
+impl Continuous {
+    /// Starts requesting `url` from `node`, each request bounded by `connect_timeout`
+    /// for the connection and twice that in all.
+    pub fn start(node: &Node, url: &str, connect_timeout: Duration) -> Continuous {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let node = node.clone();
+        let url = url.to_string();
+        let connect = format!("{:.3}", connect_timeout.as_secs_f64());
+        let total = format!("{:.3}", 2.0 * connect_timeout.as_secs_f64());
+        let handle = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                samples.push(one_request(&node, &url, &connect, &total));
+            }
+            samples
+        });
+        Continuous {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops after the request in progress and returns every sample, in order.
+    pub fn stop(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Continuous {
+    fn drop(&mut self) {
+        // A test that failed before stop(): end the loop, do not wait for it.
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One transfer of a [`KeepAlive`] series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// HTTP status (`000` when none).
+    pub code: String,
+    /// curl's exit code for it.
+    pub exit: String,
+    /// New connections curl opened for it (0 when it reused the open one).
+    pub connects: u32,
+    /// The local port of its connection.
+    pub local_port: String,
+    /// The echo line, when there was one.
+    pub echo: Option<Echo>,
+}
+
+/// Parses a [`KeepAlive`] log: bodies, then `@@code exit connects port` per transfer.
+pub fn parse_transfers(text: &str) -> Vec<Transfer> {
+    let mut out = Vec::new();
+    let mut echo = None;
+    for line in text.lines() {
+        if let Some(meta) = line.strip_prefix("@@") {
+            let w: Vec<&str> = meta.split_whitespace().collect();
+            out.push(Transfer {
+                code: w.first().unwrap_or(&"").to_string(),
+                exit: w.get(1).unwrap_or(&"").to_string(),
+                connects: w.get(2).and_then(|n| n.parse().ok()).unwrap_or(u32::MAX),
+                local_port: w.get(3).unwrap_or(&"").to_string(),
+                echo: echo.take(),
+            });
+        } else if line.starts_with("rs=") {
+            echo = parse_echo(line);
+        }
+    }
+    out
+}
+
+/// One HTTP/1.1 keep-alive connection from a node carrying `count` requests paced at
+/// `per_second` (`curl --rate`): curl reuses the connection and opens a new one only
+/// when the old one broke, which [`Transfer::connects`] shows.
+#[derive(Debug)]
+pub struct KeepAlive {
+    process: Process,
+}
+
+impl KeepAlive {
+    /// Starts the series (its output goes to the process log).
+    pub fn start(node: &Node, url: &str, count: usize, per_second: u32) -> Result<KeepAlive> {
+        let rate = format!("{}/s", per_second.max(1));
+        let mut argv: Vec<&str> = vec![
+            "curl",
+            "-sS",
+            "--http1.1",
+            "--rate",
+            &rate,
+            "--connect-timeout",
+            "2",
+            "--max-time",
+            "2",
+            "-w",
+            "\\n@@%{http_code} %{exitcode} %{num_connects} %{local_port}\\n",
+        ];
+        argv.extend(std::iter::repeat(url).take(count.max(1)));
+        Ok(KeepAlive {
+            process: node.spawn(&argv)?,
+        })
+    }
+
+    /// The transfers so far.
+    pub fn transfers(&self) -> Vec<Transfer> {
+        parse_transfers(&std::fs::read_to_string(self.process.log_path()).unwrap_or_default())
+    }
+
+    /// True while curl runs.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    /// Stops curl and returns every transfer it made.
+    pub fn stop(self) -> Vec<Transfer> {
+        let path = self.process.log_path().to_path_buf();
+        drop(self.process);
+        parse_transfers(&std::fs::read_to_string(path).unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +526,19 @@ mod tests {
         assert_eq!(parse_latency("1.00s"), Some(Duration::from_secs(1)));
         assert_eq!(parse_latency("abc"), None);
         assert_eq!(parse_latency("3"), None);
+    }
+
+    #[test]
+    fn parses_keepalive_transfers() {
+        let text = "rs=1.1.1.1 client=2.2.2.2 proxy=3.3.3.3\n\n@@200 0 1 40000\n\
+                    rs=1.1.1.2 client=2.2.2.2 proxy=3.3.3.3\n\n@@200 0 0 40000\n\
+                    curl: (28) Operation timed out\n\n@@000 28 0 40000\n";
+        let t = parse_transfers(text);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].code.as_str(), t[0].connects), ("200", 1));
+        assert_eq!(t[1].echo.as_ref().map(|e| e.rs.as_str()), Some("1.1.1.2"));
+        assert_eq!(t[1].connects, 0);
+        assert_eq!((t[2].exit.as_str(), t[2].echo.clone()), ("28", None));
+        assert!(parse_transfers("").is_empty());
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! A [`Scenario`] lists switches, nodes (addresses, static routes, the daemons they run),
 //! links and the routes expected once routing has converged. [`build`] realises it in a
-//! [`Lab`]; later work can swap a node's [`Role::Frr`] stand-in for fulcrumd by adding a
-//! role, without touching the topology.
+//! [`Lab`] with the stand-ins' daemons; [`build_for`] with [`LbKind::Fulcrum`] leaves the
+//! balancer nodes to fulcrumd instead (their [`Role::Frr`] stand-in becomes fulcrumd's
+//! OSPF, see [`crate::lb::fulcrum_config`]), without touching the topology.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use crate::error::{LabError, Result};
 use crate::frr::{Frr, FrrConfig, OspfInterface};
 use crate::lab::{Lab, Node, Switch};
+use crate::lb::LbKind;
 use crate::nginx::{Nginx, NginxConfig};
 
 /// What runs in a node.
@@ -471,9 +473,10 @@ pub fn dr() -> Scenario {
 ///
 /// `client` (10.12.26.20) sits behind the upstream router `sw` on its own subnet; `sw`
 /// (10.20.30.1) runs OSPF area 0 on the 10.20.30.0/24 segment `seg` and originates a
-/// default route. The balancer nodes `lb-a` (10.20.30.45) and `lb-b` (10.20.30.46) hold
-/// the VIP 100.96.122.210/32 on `lo` and advertise it by OSPF (FRR stand-ins for
-/// fulcrumd), so `sw` installs it with two next hops. Behind them, on the 192.168.7.0/24
+/// default route. The balancer nodes `lb-a` (10.20.30.45) and `lb-b` (10.20.30.46)
+/// advertise the VIP 100.96.122.210/32 by OSPF — fulcrumd itself with
+/// [`LbKind::Fulcrum`], otherwise FRR stand-ins holding the VIP on `lo` — so `sw`
+/// installs it with two next hops. Behind them, on the 192.168.7.0/24
 /// segment `inner`, nginx real servers `rs1` (.27) and `rs2` (.28); the nodes also hold
 /// their local addresses .185 and .195 for FullNAT.
 pub fn two() -> Scenario {
@@ -513,7 +516,7 @@ pub fn two() -> Scenario {
     Scenario {
         name: s("two"),
         description: s("seed 000 scenario two: client -> sw (OSPF, ECMP) -> lb-a | lb-b \
-             (VIP 100.96.122.210/32 announced by FRR stand-ins) -> nginx rs1 | rs2"),
+             (VIP 100.96.122.210/32 announced over OSPF) -> nginx rs1 | rs2"),
         switches: vec![s("seg"), s("inner")],
         nodes: vec![
             NodeSpec {
@@ -601,7 +604,9 @@ pub fn two() -> Scenario {
             s("vtysh --vty_socket {dir:sw}/frr/run -c 'show ip ospf neighbor'"),
             s("ip netns exec {ns:lb-a} curl -s http://192.168.7.27/    # a real server directly"),
             s("ip netns exec {ns:lb-a} curl -s --haproxy-protocol http://192.168.7.28:8080/"),
-            s("ip -n {ns:lb-a} addr del 100.96.122.210/32 dev lo    # withdraw: sw keeps one nexthop"),
+            s("stand-in: ip -n {ns:lb-a} addr del 100.96.122.210/32 dev lo    # withdraw: sw keeps one nexthop"),
+            s("fulcrum: fulcrum --socket {sock:lb-a} ospf neighbors    # fulcrumd's view of sw and lb-b"),
+            s("fulcrum: fulcrum --socket {sock:lb-a} vips drain 100.96.122.210    # withdraw: sw keeps one nexthop (undrain to undo)"),
         ],
         service: Service {
             vip: ip4([100, 96, 122, 210]),
@@ -625,24 +630,74 @@ pub fn two() -> Scenario {
     }
 }
 
-/// Builds `scenario` in `lab`: switches, nodes, links, addresses, routes, then daemons.
+/// Builds `scenario` in `lab`: switches, nodes, links, addresses, routes, then daemons
+/// (the balancer nodes as the stand-ins' topology: see [`build_for`]).
 pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
+    build_for(lab, scenario, LbKind::NftDnat)
+}
+
+/// The name of the veth that carries a fulcrum balancer's interface `ifname` as a DPDK
+/// port (`eth0` → `dp-eth0`); the kernel twin fulcrumd creates is called `ifname`.
+pub fn port_veth(ifname: &str) -> String {
+    format!("dp-{ifname}")
+}
+
+/// The balancer nodes that run fulcrumd when `kind` is [`LbKind::Fulcrum`] (none else).
+pub fn fulcrum_nodes(scenario: &Scenario, kind: LbKind) -> Vec<String> {
+    if kind == LbKind::Fulcrum {
+        scenario
+            .service
+            .balancers
+            .iter()
+            .map(|b| b.node.clone())
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Builds `scenario` in `lab` for balancer `kind`.
+///
+/// Every kind but [`LbKind::Fulcrum`] gets the topology as written. For fulcrum, each
+/// balancer node is left for fulcrumd (started by [`crate::lb::start`]): a plain
+/// namespace (no kernel forwarding), its data interfaces created as veths named
+/// [`port_veth`] with no addresses (fulcrumd's DPDK ports; the kernel twins it creates
+/// take the interface names and addresses), IPv6 off, `rp_filter=1` and `arp_ignore=8`
+/// on the veths so the node's kernel speaks only through the twins, and none of the
+/// node's daemons (the FRR stand-in's OSPF is fulcrumd's). Every other node's
+/// interfaces get TX checksum offload off: `net_af_packet` reads frames as the sender's
+/// stack left them, and a partial checksum would reach the balancer unfinished.
+pub fn build_for(lab: &Lab, scenario: &Scenario, kind: LbKind) -> Result<Running> {
+    let fulcrum = fulcrum_nodes(scenario, kind);
+    let is_fulcrum = |node: &str| fulcrum.iter().any(|n| n == node);
+    let ifname = |node: &str, ifname: &str| {
+        if is_fulcrum(node) {
+            port_veth(ifname)
+        } else {
+            ifname.to_string()
+        }
+    };
     let mut run = Running::default();
     for name in &scenario.switches {
         run.switches.insert(name.clone(), lab.switch(name)?);
     }
     for spec in &scenario.nodes {
-        let node = if spec.router {
+        let node = if spec.router && !is_fulcrum(&spec.name) {
             lab.router(&spec.name)?
         } else {
             lab.node(&spec.name)?
         };
         run.nodes.insert(spec.name.clone(), node);
     }
+    // Every (node, interface) the topology creates, for the per-interface settings.
+    let mut ifaces: Vec<(String, String)> = Vec::new();
     for l in &scenario.links {
         let a = run.node(&l.a.0)?;
         let b = run.node(&l.b.0)?;
-        lab.link(a, &l.a.1, b, &l.b.1)?;
+        let (ai, bi) = (ifname(&l.a.0, &l.a.1), ifname(&l.b.0, &l.b.1));
+        lab.link(a, &ai, b, &bi)?;
+        ifaces.push((l.a.0.clone(), ai));
+        ifaces.push((l.b.0.clone(), bi));
     }
     for at in &scenario.attachments {
         let node = run.node(&at.node)?;
@@ -650,10 +705,25 @@ pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
             .switches
             .get(&at.switch)
             .ok_or_else(|| LabError::Config(format!("no switch {}", at.switch)))?;
-        lab.attach(node, &at.ifname, sw)?;
+        let i = ifname(&at.node, &at.ifname);
+        lab.attach(node, &i, sw)?;
+        ifaces.push((at.node.clone(), i));
     }
     for spec in &scenario.nodes {
         let node = run.node(&spec.name)?;
+        if is_fulcrum(&spec.name) {
+            for (k, v) in [
+                ("net.ipv6.conf.all.disable_ipv6", "1"),
+                ("net.ipv6.conf.default.disable_ipv6", "1"),
+                ("net.ipv4.conf.all.rp_filter", "1"),
+            ] {
+                node.sysctl(k, v)?;
+            }
+            for (_, i) in ifaces.iter().filter(|(n, _)| n == &spec.name) {
+                node.sysctl(&format!("net.ipv4.conf.{i}.arp_ignore"), "8")?;
+            }
+            continue;
+        }
         for (ifname, cidr) in &spec.addrs {
             node.addr(ifname, cidr)?;
         }
@@ -663,8 +733,16 @@ pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
         for (k, v) in &spec.sysctls {
             node.sysctl(k, v)?;
         }
+        if !fulcrum.is_empty() {
+            for (_, i) in ifaces.iter().filter(|(n, _)| n == &spec.name) {
+                node.exec_ok(&["ethtool", "-K", i, "tx", "off", "tso", "off"])?;
+            }
+        }
     }
     for spec in &scenario.nodes {
+        if is_fulcrum(&spec.name) {
+            continue;
+        }
         let node = run.node(&spec.name)?.clone();
         for role in &spec.roles {
             match role {
@@ -689,13 +767,35 @@ pub fn wait_converged(lab: &Lab, scenario: &Scenario, deadline: Duration) -> Res
     Ok(())
 }
 
-/// The scenario's hints with namespaces and run directories filled in.
+/// The scenario's hints for the stand-in balancers (see [`hints_for`]).
 pub fn hints(lab: &Lab, scenario: &Scenario) -> Vec<String> {
+    hints_for(lab, scenario, LbKind::NftDnat)
+}
+
+/// Marks a hint that only holds with the stand-in balancers (FRR announcing the VIP).
+pub const STAND_IN_HINT: &str = "stand-in: ";
+/// Marks a hint that only holds with fulcrum as the balancer; `{sock:NODE}` stands for
+/// the node's fulcrumd control socket.
+pub const FULCRUM_HINT: &str = "fulcrum: ";
+
+/// The scenario's hints that hold for balancer `kind`, with namespaces, run directories
+/// and control sockets filled in.
+pub fn hints_for(lab: &Lab, scenario: &Scenario, kind: LbKind) -> Vec<String> {
+    let fulcrum = kind == LbKind::Fulcrum;
     scenario
         .hints
         .iter()
+        .filter_map(|h| {
+            if let Some(rest) = h.strip_prefix(STAND_IN_HINT) {
+                (!fulcrum).then_some(rest)
+            } else if let Some(rest) = h.strip_prefix(FULCRUM_HINT) {
+                fulcrum.then_some(rest)
+            } else {
+                Some(h.as_str())
+            }
+        })
         .map(|h| {
-            let mut h = h.clone();
+            let mut h = h.to_string();
             for n in &scenario.nodes {
                 let node = lab.existing_node(&n.name);
                 h = h.replace(&format!("{{ns:{}}}", n.name), node.netns());
@@ -703,14 +803,20 @@ pub fn hints(lab: &Lab, scenario: &Scenario) -> Vec<String> {
                     &format!("{{dir:{}}}", n.name),
                     &node.dir().to_string_lossy(),
                 );
+                h = h.replace(
+                    &format!("{{sock:{}}}", n.name),
+                    &crate::lb::fulcrum_dir(&node)
+                        .join("control.sock")
+                        .to_string_lossy(),
+                );
             }
             h
         })
         .collect()
 }
 
-/// A human-readable status: every FRR node's OSPF neighbors and the expected routes as
-/// the kernel has them.
+/// A human-readable status: every FRR node's OSPF neighbors (not the balancers that run
+/// fulcrumd) and the expected routes as the kernel has them.
 pub fn status(lab: &Lab, scenario: &Scenario) -> String {
     let mut out = String::new();
     for spec in &scenario.nodes {
@@ -718,6 +824,10 @@ pub fn status(lab: &Lab, scenario: &Scenario) -> String {
             continue;
         }
         let node = lab.existing_node(&spec.name);
+        if crate::lb::fulcrum_dir(&node).exists() {
+            // fulcrumd speaks OSPF there: `crate::lb::status` shows its own view.
+            continue;
+        }
         out.push_str(&format!(
             "== {} ({}) OSPF neighbors\n",
             spec.name,
@@ -886,5 +996,25 @@ mod tests {
             .count();
         assert_eq!(announcing, 2);
         assert_eq!(sc.service.balancers.len(), 2);
+    }
+
+    #[test]
+    fn fulcrum_nodes_and_hints_are_marked() {
+        let two = by_name("two").expect("two");
+        assert_eq!(
+            fulcrum_nodes(&two, LbKind::Fulcrum),
+            vec!["lb-a".to_string(), "lb-b".to_string()]
+        );
+        assert!(fulcrum_nodes(&two, LbKind::NftDnat).is_empty());
+        assert_eq!(port_veth("eth1"), "dp-eth1");
+        // The stand-in's withdrawal hint and fulcrum's drain hint are marked.
+        assert!(two
+            .hints
+            .iter()
+            .any(|h| h.starts_with(STAND_IN_HINT) && h.contains("dev lo")));
+        assert!(two
+            .hints
+            .iter()
+            .any(|h| h.starts_with(FULCRUM_HINT) && h.contains("{sock:lb-a} vips drain")));
     }
 }

@@ -119,12 +119,6 @@ fn two_arm_ospf_ecmp_with_nftables_on_both_nodes() {
 #[test]
 fn lvs_nat_with_nftables_preserves_the_client() {
     let (sc, lab, run) = up("nat", "scen_nat_nft");
-    let err = lb::start(&lab, &sc, LbKind::Fulcrum).expect_err("fulcrum is not wired yet");
-    assert!(
-        err.to_string()
-            .contains("not yet supported: fulcrumd dpdk mode lands with issue 6"),
-        "{err}"
-    );
     lb::start(&lab, &sc, LbKind::NftDnat).expect("nft");
     let r = load(&run, &sc, REQUESTS);
     assert_spread(&r.servers, &backends(&sc), 0.05);

@@ -1,7 +1,11 @@
-//! `fulcrum-lab up|status|down SCENARIO [--lb nft|haproxy|haproxy-pp] [--name NAME]`:
+//! `fulcrum-lab up|status|down SCENARIO [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]`:
 //! brings a demo topology up in network namespaces (`flab-NAME-*`, NAME defaulting to the
-//! scenario's name) with a reference load balancer in its balancer nodes (nftables DNAT
-//! by default), shows its routing and balancer state, and removes it.
+//! scenario's name) with fulcrumd (`dpdk` mode, `--lb fulcrum`, what `scripts/demo.sh`
+//! runs) or a reference load balancer (nftables DNAT by default) in its balancer nodes,
+//! shows its routing and balancer state (fulcrumd's own views next to the router's
+//! routes), and removes it. fulcrumd and fulcrum are taken
+//! from the directory of this binary (`cargo build -p appliance`) or `$FULCRUMD` and
+//! `$FULCRUM`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,8 +15,9 @@ use integration::lb::{self, LbKind};
 use integration::scenario::{self, Delivery, Scenario, SCENARIOS};
 use integration::Lab;
 
-const USAGE: &str = "usage: fulcrum-lab up|status|down SCENARIO [--lb nft|haproxy|haproxy-pp] \
-                     [--name NAME]   (scenarios: one, two, nat, dr)";
+const USAGE: &str = "usage: fulcrum-lab up|status|down SCENARIO \
+                     [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]   \
+                     (scenarios: one, two, nat, dr; default balancer: nft)";
 
 fn scenario(name: &str) -> anyhow::Result<Scenario> {
     match scenario::by_name(name) {
@@ -31,38 +36,49 @@ fn up(sc: &Scenario, name: &str, kind: LbKind) -> anyhow::Result<()> {
     };
     let lab = Lab::detached(name)?;
     println!("building {}: {}", lab.prefix(), sc.description);
-    let running = scenario::build(&lab, sc).context("building the topology")?;
+    let running = scenario::build_for(&lab, sc, kind).context("building the topology")?;
+    let fulcrum = kind == LbKind::Fulcrum;
     println!(
-        "started {} namespaces, {} FRR and {} nginx instances{}",
+        "started {} namespaces, {} FRR and {} nginx instances",
         running.nodes.len() + running.switches.len(),
         running.frr.len(),
         running.nginx.len(),
-        if running.frr.is_empty() {
-            ""
-        } else {
-            "; waiting for OSPF ..."
-        }
     );
+    let balancers = sc
+        .service
+        .balancers
+        .iter()
+        .map(|b| b.node.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut started = None;
+    if fulcrum {
+        // fulcrumd is the OSPF speaker of its nodes: start it before waiting for routes.
+        println!("starting fulcrumd (dpdk mode) on {balancers} ...");
+        started = Some(lb::start(&lab, sc, kind).context("starting fulcrumd")?);
+    }
+    if !sc.expect.is_empty() {
+        println!("waiting for OSPF ...");
+    }
     scenario::wait_converged(&lab, sc, Duration::from_secs(60)).context("convergence")?;
+    if start_lb && !fulcrum {
+        started = Some(lb::start(&lab, sc, kind).context("starting the load balancer")?);
+    }
     if start_lb {
-        lb::start(&lab, sc, kind).context("starting the load balancer")?;
         println!(
-            "{} balancing {}:{} on {}",
+            "{} balancing {}:{} on {balancers}",
             kind.name(),
             sc.service.vip,
             sc.service.port,
-            sc.service
-                .balancers
-                .iter()
-                .map(|b| b.node.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
         );
     } else {
         println!(
             "no balancer started: direct routing needs fulcrum (the stand-ins cannot do DR); \
              the topology is up"
         );
+    }
+    if let Some(s) = started.as_mut() {
+        s.detach();
     }
     // Only now does the lab outlive this process; any error above removed it.
     lab.keep();
@@ -71,7 +87,15 @@ fn up(sc: &Scenario, name: &str, kind: LbKind) -> anyhow::Result<()> {
         "\nthe lab is up (run dir {}). Try:",
         lab.run_dir().display()
     );
-    for h in scenario::hints(&lab, sc) {
+    // The CLI by its path: it need not be on PATH.
+    let cli = lb::FulcrumBins::find()
+        .map(|b| b.fulcrum.display().to_string())
+        .unwrap_or_else(|_| "fulcrum".into());
+    for h in scenario::hints_for(&lab, sc, kind) {
+        let h = match h.strip_prefix("fulcrum ") {
+            Some(rest) => format!("{cli} {rest}"),
+            None => h,
+        };
         println!("  {h}");
     }
     let client = lab.existing_node(&sc.service.client);
@@ -88,6 +112,19 @@ fn up(sc: &Scenario, name: &str, kind: LbKind) -> anyhow::Result<()> {
         );
         if matches!(kind, LbKind::Haproxy { .. }) {
             println!("  (the HAProxy stand-in: a proxy, servers see its source address)");
+        }
+        if fulcrum {
+            for b in &sc.service.balancers {
+                let node = lab.existing_node(&b.node);
+                let dir = lb::fulcrum_dir(&node);
+                println!(
+                    "  {cli} --socket {}/control.sock services --stats    # {} ({}, log {}/fulcrumd.log)",
+                    dir.display(),
+                    b.node,
+                    node.netns(),
+                    dir.display()
+                );
+            }
         }
     }
     let suffix = if name == sc.name {

@@ -1,0 +1,466 @@
+//! The seed scenarios with fulcrumd (`dpdk` mode) as the balancer.
+//!
+//! Needs root (fails without it). Each test builds its own lab, starts fulcrumd in the
+//! balancer nodes ([`LbKind::Fulcrum`]) and removes everything on drop, also on failure.
+//! fulcrumd is built first with `cargo build -p appliance --bins` into this test's
+//! target directory and profile.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use integration::lb::{self, LbKind, RunningLb};
+use integration::load::{self, assert_spread};
+use integration::scenario::{self, Running, Scenario};
+use integration::Lab;
+
+const REQUESTS: usize = 1000;
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Builds fulcrumd and fulcrum next to this test binary (`<target>/<profile>/`).
+fn build_binaries() {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "-q", "-p", "appliance", "--bins"]);
+    if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build -p appliance --bins failed");
+}
+
+/// One lab at a time: each runs DPDK lcores pinned to this machine's few CPUs, and the
+/// drills measure timings that a neighbouring lab's load would distort.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the lab lock (a test that failed while holding it does not poison the others).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn up(name: &str, test: &str) -> (Scenario, Lab, Running, RunningLb) {
+    build_binaries();
+    let t0 = Instant::now();
+    let sc = scenario::by_name(name).expect("known scenario");
+    let lab = Lab::new(test).expect("lab (needs root)");
+    let run = scenario::build_for(&lab, &sc, LbKind::Fulcrum).expect("build");
+    let built = t0.elapsed();
+    let lbs = lb::start(&lab, &sc, LbKind::Fulcrum).expect("fulcrumd starts");
+    let started = t0.elapsed();
+    scenario::wait_converged(&lab, &sc, Duration::from_secs(60)).expect("converged");
+    eprintln!(
+        "{name}: topology {built:.1?}, fulcrumd up {started:.1?}, converged {:.1?}",
+        t0.elapsed()
+    );
+    (sc, lab, run, lbs)
+}
+
+fn backends(sc: &Scenario) -> Vec<String> {
+    sc.service
+        .backends
+        .iter()
+        .map(|b| b.addr.to_string())
+        .collect()
+}
+
+fn only(map: &BTreeMap<String, usize>, key: &str) {
+    assert_eq!(
+        map.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec![key],
+        "{map:?}"
+    );
+}
+
+fn load(run: &Running, sc: &Scenario, n: usize, lbs: &RunningLb) -> load::LoadReport {
+    let client = run.node(&sc.service.client).expect("client");
+    let t0 = Instant::now();
+    let r = load::requests(client, &sc.service.url(), n, TIMEOUT).expect("curl runs");
+    eprintln!("{}: {n} requests in {:.1?}", sc.name, t0.elapsed());
+    let logs: Vec<String> = lbs.fulcrum.iter().map(|f| f.log()).collect();
+    assert_eq!(r.requests, n);
+    assert_eq!(
+        r.errors,
+        0,
+        "first error: {:?}\nfulcrumd logs:\n{}",
+        r.first_error,
+        logs.join("\n----\n")
+    );
+    assert_eq!(r.ok, n);
+    r
+}
+
+/// Every configuration the lab renders passes `fulcrumd --check` (no root needed).
+#[test]
+fn rendered_configs_pass_fulcrumd_check() {
+    build_binaries();
+    let bins = lb::FulcrumBins::find().expect("binaries");
+    let dir = std::env::temp_dir().join(format!("fscen-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for name in scenario::SCENARIOS {
+        let sc = scenario::by_name(name).expect("scenario");
+        for i in 0..sc.service.balancers.len() {
+            let text = lb::fulcrum_config(&sc, i, &dir, 0, "check").expect("renders");
+            let path = dir.join(format!("{name}-{i}.toml"));
+            std::fs::write(&path, &text).expect("write");
+            let out = Command::new(&bins.fulcrumd)
+                .arg("--config")
+                .arg(&path)
+                .arg("--check")
+                .output()
+                .expect("fulcrumd --check");
+            assert!(
+                out.status.success(),
+                "{name} #{i}: {}\n{text}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_arm_fullnat_with_proxy_v2() {
+    let _serial = serial();
+    let (sc, _lab, run, lbs) = up("one", "fscen_one");
+    let r = load(&run, &sc, REQUESTS, &lbs);
+    assert_spread(&r.servers, &backends(&sc), 0.05);
+    only(&r.clients, "192.168.7.185");
+    only(&r.proxies, "192.168.7.55");
+}
+
+#[test]
+fn lvs_nat_preserves_the_client() {
+    let _serial = serial();
+    let (sc, _lab, run, lbs) = up("nat", "fscen_nat");
+    let r = load(&run, &sc, REQUESTS, &lbs);
+    assert_spread(&r.servers, &backends(&sc), 0.05);
+    // Destination rewritten only: the servers see the client; replies pass the director.
+    only(&r.clients, "10.10.0.100");
+}
+
+/// Requests from `client` in each real server's nginx access log.
+fn served_from_logs(run: &Running, sc: &Scenario, client: &str) -> BTreeMap<String, usize> {
+    sc.service
+        .backends
+        .iter()
+        .map(|b| {
+            let dir = run.nginx.get(&b.node).expect("nginx").dir().to_path_buf();
+            let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+            let n = log
+                .lines()
+                .filter(|l| l.starts_with(&format!("{client} ")) && l.contains("\" 200 "))
+                .count();
+            (b.addr.to_string(), n)
+        })
+        .collect()
+}
+
+#[test]
+fn lvs_dr_preserves_the_client_and_bypasses_the_balancer_on_the_way_back() {
+    let _serial = serial();
+    let (sc, _lab, run, lbs) = up("dr", "fscen_dr");
+    let r = load(&run, &sc, REQUESTS, &lbs);
+    // Direct routing: the servers answer from the VIP (held on lo) to the client itself;
+    // which server answered is in their access logs.
+    only(&r.servers, "192.168.150.100");
+    only(&r.clients, "192.168.150.50");
+    let served = served_from_logs(&run, &sc, "192.168.150.50");
+    assert_eq!(served.values().sum::<usize>(), REQUESTS, "{served:?}");
+    assert_spread(&served, &backends(&sc), 0.05);
+    // The replies bypassed the balancer: it saw the client's packets only.
+    let stats = lbs.fulcrum[0]
+        .cli(&["services", "--stats", "--json"])
+        .expect("services");
+    let v: serde_json::Value = serde_json::from_str(&stats).expect("json");
+    let s = &v["services"][0]["stats"];
+    eprintln!("dr: balancer counters {s}");
+    assert!(s["conns"].as_u64().unwrap_or(0) >= REQUESTS as u64, "{s}");
+    assert!(
+        s["in_packets"].as_u64().unwrap_or(0) >= 3 * REQUESTS as u64,
+        "{s}"
+    );
+    assert_eq!(s["out_packets"].as_u64(), Some(0), "{s}");
+}
+
+/// Polls the router's next hops for `prefix` until `want` holds; the instant it was seen.
+fn wait_nexthops(
+    sw: &integration::Node,
+    prefix: &str,
+    limit: Duration,
+    want: impl Fn(&[String]) -> bool,
+) -> Instant {
+    let t0 = Instant::now();
+    loop {
+        let nh = sw.nexthops(prefix).unwrap_or_default();
+        if want(&nh) {
+            return Instant::now();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{prefix} next hops still {nh:?} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// The failed samples, for messages.
+fn failures(samples: &[load::Sample]) -> Vec<&load::Sample> {
+    samples.iter().filter(|s| !s.ok()).collect()
+}
+
+/// The local address (the FullNAT source the servers saw) of a successful sample.
+fn via(s: &load::Sample) -> Option<&str> {
+    s.echo.as_ref().map(|e| e.client.as_str())
+}
+
+/// Connect timeout of the drills' clients: one SYN retransmission (after 1 s) fits, so
+/// a busy machine does not turn a slow connection into an error.
+const CONNECT: Duration = Duration::from_secs(2);
+
+const A_HOP: &str = "10.20.30.45";
+const B_HOP: &str = "10.20.30.46";
+const A_LIP: &str = "192.168.7.185";
+const B_LIP: &str = "192.168.7.195";
+
+/// Scenario two with fulcrumd on both nodes: 1,000 requests spread over the servers
+/// through both nodes, then the failure drills of issue 8, with a client running
+/// throughout each and one keep-alive connection through node B held across all of them.
+#[test]
+fn two_arm_ospf_ecmp_and_failure_drills() {
+    let _serial = serial();
+    let (sc, _lab, run, mut lbs) = up("two", "fscen_two");
+    let vip = format!("{}/32", sc.service.vip);
+    let sw = run.node("sw").expect("sw").clone();
+    let client = run.node("client").expect("client").clone();
+    let url = sc.service.url();
+    let dead = Duration::from_secs(4);
+
+    // 1,000 requests: both nodes serve (ECMP), round robin over the servers, the client
+    // in the PROXY v2 header.
+    let r = load(&run, &sc, REQUESTS, &lbs);
+    assert_spread(&r.servers, &backends(&sc), 0.05);
+    only(&r.proxies, "10.12.26.20");
+    let a = r.clients.get(A_LIP).copied().unwrap_or(0);
+    let b = r.clients.get(B_LIP).copied().unwrap_or(0);
+    eprintln!("two: ECMP split lb-a {a}, lb-b {b}");
+    assert!(a > 0 && b > 0 && a + b == REQUESTS, "{:?}", r.clients);
+
+    // A keep-alive connection that the router sends through B (its answers carry B's
+    // local address); it must survive every drill below.
+    let keep = (0..20)
+        .find_map(|_| {
+            let k = load::KeepAlive::start(&client, &url, 1000, 5).expect("curl");
+            let t0 = Instant::now();
+            while k.transfers().is_empty() && t0.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let first = k.transfers().first().cloned();
+            match first.and_then(|t| t.echo).map(|e| e.client) {
+                Some(c) if c == B_LIP => Some(k),
+                _ => {
+                    drop(k.stop());
+                    None
+                }
+            }
+        })
+        .expect("a keep-alive connection through lb-b");
+    let keep_t0 = Instant::now();
+
+    // Drill 1: every server refuses node A (as if the nginx servers behind A stopped:
+    // connection refused). A's checks fail, A withdraws the VIP, the router drops A.
+    let a_sources: Vec<std::net::Ipv4Addr> = ["192.168.7.82", A_LIP]
+        .iter()
+        .map(|a| a.parse().expect("address"))
+        .collect();
+    let ports = [80, 8080];
+    let cont = load::Continuous::start(&client, &url, CONNECT);
+    std::thread::sleep(Duration::from_millis(500));
+    let t_fail = Instant::now();
+    let wall_fail = std::time::SystemTime::now();
+    for b in &sc.service.backends {
+        lb::refuse(run.node(&b.node).expect("rs"), &a_sources, &ports).expect("refuse");
+    }
+    let t_out = wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| nh == [B_HOP]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let samples = cont.stop();
+    let withdraw = t_out - t_fail;
+    let failed = failures(&samples);
+    let late: Vec<_> = failed.iter().filter(|s| s.start >= t_out).collect();
+    let after: Vec<_> = samples.iter().filter(|s| s.start >= t_out).collect();
+    eprintln!(
+        "two drill 1 (servers refuse A): A left ECMP after {} (detection {} + 1 s allowed); \
+         {} of {} requests failed, all started before A left; {} requests after",
+        secs(withdraw),
+        secs(lb::detection_time()),
+        failed.len(),
+        samples.len(),
+        after.len()
+    );
+    assert!(
+        withdraw <= lb::detection_time() + Duration::from_secs(1),
+        "withdrawal took {withdraw:?} (refusal from {} s since the epoch); lb-a:\n{}",
+        wall_fail
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        lbs.fulcrum("lb-a")
+            .map(|f| f.log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("health") || l.contains("OSPF"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(late.is_empty(), "failures after A left: {late:?}");
+    assert!(!after.is_empty() && after.iter().all(|s| via(s) == Some(B_LIP)));
+    let vips = lbs
+        .fulcrum("lb-a")
+        .expect("a")
+        .cli(&["vips"])
+        .expect("vips");
+    eprintln!("lb-a: fulcrum vips\n{vips}");
+    for b in &sc.service.backends {
+        lb::unrefuse(run.node(&b.node).expect("rs")).expect("unrefuse");
+    }
+    let t_back = Instant::now();
+    wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| {
+        nh.len() == 2 && nh.iter().any(|h| h == A_HOP)
+    });
+    eprintln!(
+        "two: A back in ECMP {} after the servers took it again",
+        secs(t_back.elapsed())
+    );
+
+    // Drill 2: kill -9 fulcrumd on A. The router keeps A until the OSPF dead interval;
+    // requests hashed to A fail until then, none after.
+    let cont = load::Continuous::start(&client, &url, CONNECT);
+    std::thread::sleep(Duration::from_millis(500));
+    let t_kill = Instant::now();
+    lbs.fulcrum_mut("lb-a").expect("a").kill();
+    let t_gone = wait_nexthops(&sw, &vip, Duration::from_secs(15), |nh| nh == [B_HOP]);
+    // A request that went to the dead A just before may take the whole connect timeout.
+    std::thread::sleep(CONNECT + Duration::from_secs(1));
+    let samples = cont.stop();
+    let failed = failures(&samples);
+    let last_fail = failed.iter().map(|s| s.start).max();
+    let recovered = last_fail.map_or(Duration::ZERO, |t| t.saturating_duration_since(t_kill));
+    eprintln!(
+        "two drill 2 (kill -9 A): the router dropped A after {}; {} of {} requests failed, \
+         the last one started {} after the kill (dead interval {})",
+        secs(t_gone - t_kill),
+        failed.len(),
+        samples.len(),
+        secs(recovered),
+        secs(dead)
+    );
+    assert!(
+        t_gone - t_kill <= dead + Duration::from_millis(500),
+        "the router kept A for {:?}",
+        t_gone - t_kill
+    );
+    assert!(
+        recovered <= dead + Duration::from_millis(500),
+        "requests failed until {recovered:?} after the kill"
+    );
+    let after: Vec<_> = samples.iter().filter(|s| s.start >= t_gone).collect();
+    assert!(!after.is_empty() && after.iter().all(|s| via(s) == Some(B_LIP)));
+
+    // Drill 3: restart A: it rejoins ECMP; the connection through B never noticed, and
+    // nothing failed while B served alone.
+    let cont = load::Continuous::start(&client, &url, CONNECT);
+    std::thread::sleep(Duration::from_millis(500));
+    let t_start = Instant::now();
+    lbs.fulcrum_mut("lb-a")
+        .expect("a")
+        .start()
+        .expect("restart");
+    let t_up = Instant::now();
+    let t_rejoin = wait_nexthops(&sw, &vip, Duration::from_secs(30), |nh| {
+        nh.len() == 2 && nh.iter().any(|h| h == A_HOP)
+    });
+    std::thread::sleep(Duration::from_millis(2000));
+    let samples = cont.stop();
+    let failed = failures(&samples);
+    let before: Vec<_> = samples.iter().filter(|s| s.end < t_start).collect();
+    let after: Vec<_> = samples.iter().filter(|s| s.start >= t_rejoin).collect();
+    let via_a = after.iter().filter(|s| via(s) == Some(A_LIP)).count();
+    let via_b = after.iter().filter(|s| via(s) == Some(B_LIP)).count();
+    // Relative to the rejoin, for the message.
+    let rel = |t: Instant| {
+        t.saturating_duration_since(t_rejoin).as_secs_f64()
+            - t_rejoin.saturating_duration_since(t).as_secs_f64()
+    };
+    let detail: Vec<String> = failed
+        .iter()
+        .map(|s| format!("{:+.2} s: {:?}", rel(s.start), s.error))
+        .collect();
+    eprintln!(
+        "two drill 3 (restart A): fulcrumd answered after {}, A back in ECMP after {}; \
+         {} of {} requests failed (starts relative to the rejoin: {detail:?}); after the \
+         rejoin {via_a} went through A, {via_b} through B",
+        secs(t_up - t_start),
+        secs(t_rejoin - t_start),
+        failed.len(),
+        samples.len()
+    );
+    assert!(
+        !before.is_empty() && before.iter().all(|s| via(s) == Some(B_LIP)),
+        "before the restart: {before:?}"
+    );
+    assert!(via_a > 0, "no request through A after it rejoined");
+    assert!(via_b > 0, "no request through B after A rejoined");
+
+    let transfers = keep.stop();
+    let held = keep_t0.elapsed();
+    eprintln!(
+        "two: keep-alive connection through B: {} requests over {} on one connection",
+        transfers.len(),
+        secs(held)
+    );
+    assert!(
+        transfers.len() as f64 >= held.as_secs_f64() * 5.0 * 0.8,
+        "{}",
+        transfers.len()
+    );
+    let port = transfers
+        .first()
+        .map(|t| t.local_port.clone())
+        .unwrap_or_default();
+    for (i, t) in transfers.iter().enumerate() {
+        assert_eq!(
+            (t.code.as_str(), t.exit.as_str()),
+            ("200", "0"),
+            "transfer {i}: {t:?}"
+        );
+        assert_eq!(
+            t.connects,
+            u32::from(i == 0),
+            "transfer {i} reconnected: {t:?}"
+        );
+        assert_eq!(t.local_port, port, "transfer {i}: {t:?}");
+        assert_eq!(
+            t.echo.as_ref().map(|e| e.client.as_str()),
+            Some(B_LIP),
+            "{t:?}"
+        );
+    }
+}
