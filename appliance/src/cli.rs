@@ -779,15 +779,33 @@ fn render_bfd(v: &BfdPeersView) -> String {
         .map(|p| {
             vec![
                 p.peer.to_string(),
+                p.local.map(|l| l.to_string()).unwrap_or_default(),
                 p.interface.clone(),
                 p.state.clone(),
+                p.local_discriminator.to_string(),
+                p.remote_discriminator.to_string(),
                 format!("{}/{}x{}", p.tx_ms, p.rx_ms, p.multiplier),
-                duration_text(p.since_seconds),
+                p.uptime_seconds
+                    .map(duration_text)
+                    .unwrap_or_else(|| format!("-({})", duration_text(p.since_seconds))),
+                p.diagnostic.clone(),
+                p.client.clone(),
             ]
         })
         .collect();
     table(
-        &["Peer", "Interface", "State", "Tx/Rx(ms)xMult", "Since"],
+        &[
+            "Peer",
+            "Local",
+            "Interface",
+            "State",
+            "LocalID",
+            "RemoteID",
+            "Tx/Rx(ms)xMult",
+            "Uptime",
+            "Diag",
+            "Client",
+        ],
         &rows,
     )
 }

@@ -1806,7 +1806,10 @@ impl Validator {
             if a.key_id > 255 {
                 let mut q = p.clone();
                 q.push(Seg::from("key_id"));
-                self.err(q, format!("key_id must be between 0 and 255, not {}", a.key_id));
+                self.err(
+                    q,
+                    format!("key_id must be between 0 and 255, not {}", a.key_id),
+                );
             }
             let max = match a.kind {
                 BfdAuthType::Simple | BfdAuthType::Md5 | BfdAuthType::MeticulousMd5 => 16,
@@ -2636,7 +2639,11 @@ address = "192.168.7.27"
         let d = one_error(&text.replace("\"sha1\"", "\"sha256\""));
         assert!(d.key.starts_with("bfd.authentication"), "{d}");
         assert!(d.message.contains("unknown BFD authentication type"), "{d}");
-        let d = one_error(&text.replace("10.0.0.3", "10.0.0.2").replace("local = \"10.0.0.1\"\n", ""));
+        let d = one_error(
+            &text
+                .replace("10.0.0.3", "10.0.0.2")
+                .replace("local = \"10.0.0.1\"\n", ""),
+        );
         assert_eq!(d.key, "bfd.peer[1].address", "{d}");
         assert!(d.message.contains("declared twice"), "{d}");
         let d = one_error(&text.replace("10.0.0.3", "224.0.0.5"));
