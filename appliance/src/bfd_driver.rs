@@ -490,18 +490,10 @@ impl RxSocket {
             return std::future::pending().await;
         };
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 256];
-        loop {
-            let Ok(mut guard) = a.readable().await else {
-                return std::future::pending().await;
-            };
-            loop {
-                match guard.try_io(|inner| inner.get_ref().recv(&mut buf)) {
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(_)) | Err(_) => break,
-                }
-            }
-            return;
-        }
+        let Ok(mut guard) = a.readable().await else {
+            return std::future::pending().await;
+        };
+        while let Ok(Ok(_)) = guard.try_io(|inner| inner.get_ref().recv(&mut buf)) {}
     }
 }
 
