@@ -242,6 +242,14 @@ fn freeze_and_time(
     gone.into_iter().map(|g| g.unwrap_or_default()).collect()
 }
 
+/// The tests of this file measure sub-second timings on a 2-CPU machine: they run one at
+/// a time so that two labs do not compete for the CPUs.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -257,6 +265,7 @@ fn ms(d: Duration) -> f64 {
 ///    same prefix.
 #[test]
 fn frr_bfd_up_and_freeze_detection_both_ways() {
+    let _serial = serial();
     let lab = Lab::new("ful_bfd_frr").expect("lab (needs root)");
     let r = lab.router("r").expect("r");
     let f = lab.router("f").expect("f");
@@ -354,6 +363,58 @@ fn frr_bfd_up_and_freeze_detection_both_ways() {
     })
     .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
 
+    // RFC 5882 §3.2: FRR shuts its sessions down administratively (AdminDown): fulcrum's
+    // session goes Down but the adjacency and the routes learned through it stay.
+    frr_r
+        .vtysh_text(&["configure terminal", "bfd", "profile lab", "shutdown"])
+        .expect("bfd shutdown");
+    let mut row = None;
+    wait_until(
+        DEADLINE,
+        "fulcrum's session Down after FRR's AdminDown",
+        || {
+            row = fu.bfd_peer("10.0.1.1");
+            Ok(row.as_ref().is_some_and(|r| r["state"] == "Down"))
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {row:?}
+log:
+{}",
+            fu.log()
+        )
+    });
+    let row = row.expect("row");
+    assert_eq!(row["remote_state"], "AdminDown", "{row}");
+    assert_eq!(row["diagnostic"], "neighbor-signaled-down", "{row}");
+    // Well past the 300 ms a failure would take to act on.
+    std::thread::sleep(Duration::from_secs(1));
+    let nbrs = fu.json(&["ospf", "neighbors"]);
+    assert!(
+        nbrs["neighbors"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n["neighbor_id"] == "9.9.9.9" && n["state"] == "Full")),
+        "adjacency kept: {nbrs}"
+    );
+    assert!(has_kernel_route(&f, "100.64.0.30/32", true), "routes kept");
+    assert!(!fu.log().contains("declaring the OSPF neighbor dead"));
+    frr_r
+        .vtysh_text(&["configure terminal", "bfd", "profile lab", "no shutdown"])
+        .expect("bfd no shutdown");
+    fu.wait_bfd_fast("10.0.1.1");
+    frr_r
+        .wait_bfd_up("10.0.1.2", DEADLINE)
+        .expect("r-f BFD back");
+    frr_r
+        .wait_bfd_up("10.0.2.2", DEADLINE)
+        .expect("r-s BFD back");
+    frr_s
+        .wait_bfd_up("10.0.2.1", DEADLINE)
+        .expect("s-r BFD back");
+    // Let every session settle at 100 ms (the Poll Sequence after Up).
+    std::thread::sleep(Duration::from_secs(2));
+
     // 2. Freeze fulcrum: FRR drops the VIP. Then the FRR↔FRR reference: freeze s.
     let limit = Duration::from_secs(5);
     let fulcrum_frozen = freeze_and_time(&f, &[(&r, VIP, false)], limit)[0];
@@ -444,6 +505,7 @@ fn frr_bfd_up_and_freeze_detection_both_ways() {
 /// 3 × 100 + 100 ms.
 #[test]
 fn bird_bfd_up_and_freeze_detection() {
+    let _serial = serial();
     let lab = Lab::new("ful_bfd_bird").expect("lab (needs root)");
     let b = lab.router("b").expect("b");
     let f = lab.router("f").expect("f");
