@@ -189,6 +189,28 @@ impl Fulcrum {
     }
 }
 
+/// Waits until FRR's session with `peer` is up with the peer at 100 ms both ways.
+fn wait_frr_bfd_fast(frr: &integration::Frr, peer: &str) {
+    let mut last = Value::Null;
+    wait_until(
+        DEADLINE,
+        &format!("FRR BFD with {peer} up at 100 ms"),
+        || {
+            last = frr.vtysh(&["show bfd peers json"])?;
+            Ok(last.as_array().is_some_and(|a| {
+                a.iter().any(|p| {
+                    p["peer"] == peer
+                        && p["status"] == "up"
+                        && p["remote-transmit-interval"] == INTERVAL_MS
+                        && p["remote-receive-interval"] == INTERVAL_MS
+                        && p["transmit-interval"] == INTERVAL_MS
+                })
+            }))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {last}"));
+}
+
 /// Whether `node`'s kernel has a route for exactly `prefix` (with fulcrum's protocol
 /// when `fulcrum_proto`).
 fn has_kernel_route(node: &Node, prefix: &str, fulcrum_proto: bool) -> bool {
@@ -209,9 +231,58 @@ fn has_kernel_route(node: &Node, prefix: &str, fulcrum_proto: bool) -> bool {
     })
 }
 
-/// Freezes `frozen`, then polls each `(node, prefix, fulcrum_proto)` watch until its route
-/// has left; returns the time from the start of the freeze to each disappearance (polling
-/// as fast as `ip` answers, a few ms). Panics after `limit`.
+/// `ip -o monitor route` in a node: every route event with the instant it was read.
+struct RouteMonitor {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<(Instant, String)>,
+}
+
+impl RouteMonitor {
+    fn start(node: &Node) -> RouteMonitor {
+        use std::io::BufRead as _;
+        let mut child = Command::new("ip")
+            .args(["-o", "-n", node.netns(), "monitor", "route"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ip monitor route");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        RouteMonitor { child, rx }
+    }
+
+    /// The instant of the first `Deleted` event for exactly `prefix` seen so far.
+    fn deleted(&self, prefix: &str) -> Option<Instant> {
+        let dst = prefix.strip_suffix("/32").unwrap_or(prefix);
+        while let Ok((at, line)) = self.rx.try_recv() {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("Deleted") && words.next() == Some(dst) {
+                return Some(at);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Freezes `frozen` and times, for each `(node, prefix, fulcrum_proto)` watch, the kernel
+/// event removing the route (`ip monitor route` in that node, so no polling competes for
+/// the CPUs): the time from the freeze to each deletion. Panics after
+/// `limit` or when a route is still there after its deletion event.
 fn freeze_and_time(
     frozen: &Node,
     watches: &[(&Node, &str, bool)],
@@ -224,13 +295,24 @@ fn freeze_and_time(
             n.name()
         );
     }
-    let t0 = Instant::now();
+    let monitors: Vec<RouteMonitor> = watches
+        .iter()
+        .map(|(n, _, _)| RouteMonitor::start(n))
+        .collect();
+    // Let every monitor subscribe before the freeze.
+    std::thread::sleep(Duration::from_millis(300));
+    // The freeze takes effect when nft commits the ruleset, just before it exits: time
+    // from the command's return, so that spawning `ip netns exec nft` on a loaded machine
+    // is not counted against the node under test (nor against the FRR reference).
     frozen.freeze().expect("freeze");
+    let t0 = Instant::now();
     let mut gone: Vec<Option<Duration>> = vec![None; watches.len()];
     while gone.iter().any(Option::is_none) {
-        for (i, (n, p, proto)) in watches.iter().enumerate() {
-            if gone[i].is_none() && !has_kernel_route(n, p, *proto) {
-                gone[i] = Some(t0.elapsed());
+        for (i, (_, p, _)) in watches.iter().enumerate() {
+            if gone[i].is_none() {
+                if let Some(at) = monitors[i].deleted(p) {
+                    gone[i] = Some(at.saturating_duration_since(t0));
+                }
             }
         }
         assert!(
@@ -238,6 +320,10 @@ fn freeze_and_time(
             "routes still present {limit:?} after freezing {}: {gone:?}",
             frozen.name()
         );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for (n, p, proto) in watches {
+        assert!(!has_kernel_route(n, p, *proto), "{p} back in {}", n.name());
     }
     gone.into_iter().map(|g| g.unwrap_or_default()).collect()
 }
@@ -248,6 +334,48 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `promtool check metrics` accepts the exposition, and every `fulcrum_bfd_` family in it
+/// is documented in docs/observability.md.
+fn check_metrics(text: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/observability.md"))
+            .expect("docs/observability.md");
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("fulcrum_bfd_"))
+        .collect();
+    assert!(families.len() >= 4, "{families:?}");
+    for f in families {
+        assert!(
+            doc.contains(&format!("`{f}`")),
+            "{f} not in docs/observability.md"
+        );
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -350,6 +478,7 @@ fn frr_bfd_up_and_freeze_detection_both_ways() {
                 && l.ends_with(" 3")),
         "{metrics}"
     );
+    check_metrics(&metrics);
     let table = fu.try_cli(&["bfd", "peers"]).expect("bfd peers table");
     assert!(
         table.contains("10.0.1.1") && table.contains("Up"),
@@ -363,59 +492,9 @@ fn frr_bfd_up_and_freeze_detection_both_ways() {
     })
     .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
 
-    // RFC 5882 §3.2: FRR shuts its sessions down administratively (AdminDown): fulcrum's
-    // session goes Down but the adjacency and the routes learned through it stay.
-    frr_r
-        .vtysh_text(&["configure terminal", "bfd", "profile lab", "shutdown"])
-        .expect("bfd shutdown");
-    let mut row = None;
-    wait_until(
-        DEADLINE,
-        "fulcrum's session Down after FRR's AdminDown",
-        || {
-            row = fu.bfd_peer("10.0.1.1");
-            Ok(row.as_ref().is_some_and(|r| r["state"] == "Down"))
-        },
-    )
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}: {row:?}
-log:
-{}",
-            fu.log()
-        )
-    });
-    let row = row.expect("row");
-    assert_eq!(row["remote_state"], "AdminDown", "{row}");
-    assert_eq!(row["diagnostic"], "neighbor-signaled-down", "{row}");
-    // Well past the 300 ms a failure would take to act on.
-    std::thread::sleep(Duration::from_secs(1));
-    let nbrs = fu.json(&["ospf", "neighbors"]);
-    assert!(
-        nbrs["neighbors"].as_array().is_some_and(|n| n
-            .iter()
-            .any(|n| n["neighbor_id"] == "9.9.9.9" && n["state"] == "Full")),
-        "adjacency kept: {nbrs}"
-    );
-    assert!(has_kernel_route(&f, "100.64.0.30/32", true), "routes kept");
-    assert!(!fu.log().contains("declaring the OSPF neighbor dead"));
-    frr_r
-        .vtysh_text(&["configure terminal", "bfd", "profile lab", "no shutdown"])
-        .expect("bfd no shutdown");
-    fu.wait_bfd_fast("10.0.1.1");
-    frr_r
-        .wait_bfd_up("10.0.1.2", DEADLINE)
-        .expect("r-f BFD back");
-    frr_r
-        .wait_bfd_up("10.0.2.2", DEADLINE)
-        .expect("r-s BFD back");
-    frr_s
-        .wait_bfd_up("10.0.2.1", DEADLINE)
-        .expect("s-r BFD back");
-    // Let every session settle at 100 ms (the Poll Sequence after Up).
-    std::thread::sleep(Duration::from_secs(2));
-
     // 2. Freeze fulcrum: FRR drops the VIP. Then the FRR↔FRR reference: freeze s.
+    wait_frr_bfd_fast(&frr_r, "10.0.1.2");
+    wait_frr_bfd_fast(&frr_r, "10.0.2.2");
     let limit = Duration::from_secs(5);
     let fulcrum_frozen = freeze_and_time(&f, &[(&r, VIP, false)], limit)[0];
     f.thaw().expect("thaw f");
@@ -453,8 +532,7 @@ log:
             && has_kernel_route(&s, "100.64.0.30/32", false))
     })
     .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
-    // Let s's session settle at 100 ms (its Poll Sequence after Up).
-    std::thread::sleep(Duration::from_secs(2));
+    wait_frr_bfd_fast(&frr_s, "10.0.2.1");
     assert!(fu.has_rib_route("100.64.0.30/32"));
 
     // 3. Freeze the FRR peer: fulcrum drops what it learned from it; s (FRR) is timed on
@@ -498,6 +576,57 @@ log:
         "{metrics}"
     );
     r.thaw().expect("thaw r");
+
+    // 4. RFC 5882 §3.2: FRR shuts its sessions down administratively (AdminDown):
+    // fulcrum's session goes Down but the adjacency and the routes learned through it
+    // stay. (Last: FRR 8.4 resets its other sessions after a profile `no shutdown`.)
+    frr_r
+        .wait_neighbor_full("1.0.0.1", DEADLINE)
+        .expect("f back after r's freeze");
+    fu.wait_bfd_fast("10.0.1.1");
+    wait_until(DEADLINE, "r's /32 back in f", || {
+        Ok(has_kernel_route(&f, "100.64.0.30/32", true))
+    })
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", fu.log()));
+    let dead_before = fu.log().matches("declaring the OSPF neighbor dead").count();
+    frr_r
+        .vtysh_text(&["configure terminal", "bfd", "profile lab", "shutdown"])
+        .expect("bfd shutdown");
+    let mut row = None;
+    wait_until(
+        DEADLINE,
+        "fulcrum's session Down after FRR's AdminDown",
+        || {
+            row = fu.bfd_peer("10.0.1.1");
+            Ok(row.as_ref().is_some_and(|r| r["state"] == "Down"))
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {row:?}
+log:
+{}",
+            fu.log()
+        )
+    });
+    let row = row.expect("row");
+    assert_eq!(row["remote_state"], "AdminDown", "{row}");
+    assert_eq!(row["diagnostic"], "neighbor-signaled-down", "{row}");
+    // Well past the 300 ms a failure would take to act on.
+    std::thread::sleep(Duration::from_secs(1));
+    let nbrs = fu.json(&["ospf", "neighbors"]);
+    assert!(
+        nbrs["neighbors"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n["neighbor_id"] == "9.9.9.9" && n["state"] == "Full")),
+        "adjacency kept: {nbrs}"
+    );
+    assert!(has_kernel_route(&f, "100.64.0.30/32", true), "routes kept");
+    assert_eq!(
+        fu.log().matches("declaring the OSPF neighbor dead").count(),
+        dead_before,
+        "AdminDown must not kill the adjacency"
+    );
 }
 
 /// BIRD with `protocol bfd` at 100 ms × 3 and `bfd yes` on its OSPF interface: the session
