@@ -1380,6 +1380,59 @@ mod tests {
     }
 
     #[test]
+    fn reload_changes_timers_of_running_sessions_and_auth_maps_to_the_crate() {
+        let with = |tx: u32, auth: &str| {
+            config(&format!(
+                "{BASE}[bfd]\nmin_tx_ms = {tx}\nmin_rx_ms = {tx}\n{auth}"
+            ))
+        };
+        let sha1 = "authentication = { type = \"meticulous-sha1\", key_id = 7, key = \"k\" }\n";
+        let none: Resolver<'_> = &|_| None;
+        let mut a = core(None, 5);
+        let mut b = core(None, 6);
+        a.configure(Duration::ZERO, &with(100, sha1), none);
+        b.configure(Duration::ZERO, &with(100, sha1), none);
+        let p = session_params(&a.defaults);
+        let key = p.auth.as_ref().expect("auth");
+        assert_eq!(
+            (key.auth_type, key.key_id, key.secret.as_slice()),
+            (AuthType::MeticulousKeyedSha1, 7, &b"k"[..])
+        );
+        a.neighbor(up_event(A, B));
+        b.neighbor(up_event(B, A));
+        let mut now = Duration::ZERO;
+        run_for(&mut now, Duration::from_secs(4), &mut a, &mut b, true);
+        let row = a.view(now).peers.remove(0);
+        assert_eq!((row.state.as_str(), row.tx_ms), ("Up", 100), "{row:?}");
+        assert_eq!(row.authentication.as_deref(), Some("meticulous-keyed-sha1"));
+        // Reload with slower timers on both: a Poll Sequence, the session stays Up.
+        a.configure(now, &with(250, sha1), none);
+        b.configure(now, &with(250, sha1), none);
+        run_for(&mut now, Duration::from_secs(2), &mut a, &mut b, true);
+        let row = a.view(now).peers.remove(0);
+        assert_eq!(row.state, "Up", "{row:?}");
+        assert_eq!(
+            (row.tx_ms, row.rx_ms, row.detection_ms),
+            (250, 250, 750),
+            "{row:?}"
+        );
+        assert_eq!(
+            a.metrics
+                .transitions
+                .with_label_values(&["10.0.0.2", "eth0", "Up"])
+                .get(),
+            1,
+            "no flap across the reload"
+        );
+        // A key mismatch after a reload on one side only: authentication failures.
+        b.configure(now, &with(250, &sha1.replace("\"k\"", "\"other\"")), none);
+        run_for(&mut now, Duration::from_secs(2), &mut a, &mut b, true);
+        let row = a.view(now).peers.remove(0);
+        assert_eq!(row.state, "Down", "{row:?}");
+        assert!(row.packets_dropped > 0, "{row:?}");
+    }
+
+    #[test]
     fn static_peers_follow_the_config() {
         let resolve: Resolver<'_> = &|n| (n == "eth0").then_some((2, A));
         let mut a = core(None, 3);
