@@ -992,6 +992,64 @@ mod tests {
     }
 
     #[test]
+    fn bfd_peer_table() {
+        let row = |state: &str, uptime: Option<u64>| crate::control::BfdPeerRow {
+            peer: "10.0.1.1".parse().expect("ip"),
+            interface: "eth0".into(),
+            state: state.into(),
+            tx_ms: 100,
+            rx_ms: 100,
+            multiplier: 3,
+            since_seconds: 5,
+            local: Some("10.0.1.2".parse().expect("ip")),
+            local_discriminator: 11,
+            remote_discriminator: 22,
+            remote_state: "Up".into(),
+            remote_multiplier: 3,
+            detection_ms: 300,
+            diagnostic: "ok".into(),
+            remote_diagnostic: "ok".into(),
+            uptime_seconds: uptime,
+            authentication: None,
+            client: "ospf".into(),
+            packets_received: 1,
+            packets_sent: 1,
+            packets_dropped: 0,
+        };
+        let t = render_bfd(&BfdPeersView {
+            peers: vec![row("Up", Some(62)), row("Down", None)],
+        });
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("Peer      Local     Interface  State"),
+            "{t}"
+        );
+        let up: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            up,
+            [
+                "10.0.1.1",
+                "10.0.1.2",
+                "eth0",
+                "Up",
+                "11",
+                "22",
+                "100/100x3",
+                "1m02s",
+                "ok",
+                "ospf"
+            ]
+        );
+        assert!(lines[2].contains(" -(0m05s) "), "{t}");
+        // Rows from an older daemon (no new fields) still decode.
+        let old: BfdPeersView = serde_json::from_str(
+            r#"{"peers":[{"peer":"10.0.1.1","interface":"eth0","state":"Up","tx_ms":300,"rx_ms":300,"multiplier":3,"since_seconds":1}]}"#,
+        )
+        .expect("old rows");
+        assert_eq!(old.peers[0].client, "");
+    }
+
+    #[test]
     fn generic_table() {
         let t = table(
             &["A", ">N", "C"],
