@@ -181,6 +181,16 @@ impl Fulcrum {
             })
     }
 
+    /// `kill -9` and wait for the process to be gone.
+    fn kill9(&self) {
+        let p = self.proc.as_ref().expect("running");
+        p.signal(nix::sys::signal::Signal::SIGKILL);
+        wait_until(Duration::from_secs(5), "fulcrumd to die", || {
+            Ok(!p.is_running())
+        })
+        .expect("killed");
+    }
+
     /// `/metrics` from inside the node.
     fn metrics(&self) -> String {
         self.node
@@ -256,7 +266,26 @@ impl RouteMonitor {
                 }
             }
         });
-        RouteMonitor { child, rx }
+        let m = RouteMonitor { child, rx };
+        // Ready once it reports a route change made for the purpose (repeated: changes
+        // made before it subscribed are not reported).
+        let probe = "192.0.2.254/32";
+        let start = Instant::now();
+        let mut seen = false;
+        while !seen && start.elapsed() < Duration::from_secs(10) {
+            node.ip(&["route", "replace", "blackhole", probe])
+                .expect("probe route");
+            while let Ok((_, line)) = m.rx.recv_timeout(Duration::from_millis(100)) {
+                if line.contains("192.0.2.254") {
+                    seen = true;
+                    break;
+                }
+            }
+            node.ip(&["route", "del", "blackhole", probe])
+                .expect("probe route");
+        }
+        assert!(seen, "ip monitor route in {} never reported", node.name());
+        m
     }
 
     /// The instant of the first `Deleted` event for exactly `prefix` seen so far.
@@ -299,8 +328,6 @@ fn freeze_and_time(
         .iter()
         .map(|(n, _, _)| RouteMonitor::start(n))
         .collect();
-    // Let every monitor subscribe before the freeze.
-    std::thread::sleep(Duration::from_millis(300));
     // The freeze takes effect when nft commits the ruleset, just before it exits: time
     // from the command's return, so that spawning `ip netns exec nft` on a loaded machine
     // is not counted against the node under test (nor against the FRR reference).
@@ -315,11 +342,17 @@ fn freeze_and_time(
                 }
             }
         }
-        assert!(
-            t0.elapsed() < limit,
-            "routes still present {limit:?} after freezing {}: {gone:?}",
-            frozen.name()
-        );
+        if t0.elapsed() >= limit {
+            let present: Vec<bool> = watches
+                .iter()
+                .map(|(n, p, proto)| has_kernel_route(n, p, *proto))
+                .collect();
+            panic!(
+                "no deletion event {limit:?} after freezing {}: {gone:?}, routes present: \
+                 {present:?}",
+                frozen.name()
+            );
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     for (n, p, proto) in watches {
@@ -426,7 +459,7 @@ fn frr_bfd_up_and_freeze_detection_both_ways() {
                 .bfd_timers(INTERVAL_MS, INTERVAL_MS, MULT as u8),
         )
         .expect("frr s");
-    let fu = Fulcrum::start(&f, "1.0.0.1");
+    let mut fu = Fulcrum::start(&f, "1.0.0.1");
 
     // 1. Up with FRR.
     frr_r
@@ -577,13 +610,48 @@ fn frr_bfd_up_and_freeze_detection_both_ways() {
     );
     r.thaw().expect("thaw r");
 
-    // 4. RFC 5882 §3.2: FRR shuts its sessions down administratively (AdminDown):
-    // fulcrum's session goes Down but the adjacency and the routes learned through it
-    // stay. (Last: FRR 8.4 resets its other sessions after a profile `no shutdown`.)
+    // 4. `kill -9` of fulcrumd (no AdminDown, no LSA flush): FRR drops the VIP after the
+    // detection time; a restarted fulcrumd comes back with a new session.
     frr_r
         .wait_neighbor_full("1.0.0.1", DEADLINE)
         .expect("f back after r's freeze");
     fu.wait_bfd_fast("10.0.1.1");
+    wait_frr_bfd_fast(&frr_r, "10.0.1.2");
+    r.wait_route(VIP, 1, DEADLINE).expect("VIP back at r");
+    let first_discriminator = fu.bfd_peer("10.0.1.1").expect("row")["local_discriminator"].clone();
+    let monitor = RouteMonitor::start(&r);
+    fu.kill9();
+    let t0 = Instant::now();
+    let killed = loop {
+        if let Some(at) = monitor.deleted(VIP) {
+            break at.saturating_duration_since(t0);
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "VIP still at r {limit:?} after kill -9"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    drop(monitor);
+    eprintln!(
+        "kill -9 of fulcrumd → VIP gone at FRR: {:.0} ms (bound {} ms)",
+        ms(killed),
+        BOUND.as_millis()
+    );
+    assert!(killed <= BOUND, "{killed:?} > {BOUND:?}");
+    fu = Fulcrum::start(&f, "1.0.0.1");
+
+    // 5. RFC 5882 §3.2: FRR shuts its sessions down administratively (AdminDown):
+    // fulcrum's session goes Down but the adjacency and the routes learned through it
+    // stay. (Last: FRR 8.4 resets its other sessions after a profile `no shutdown`.)
+    frr_r
+        .wait_neighbor_full("1.0.0.1", DEADLINE)
+        .expect("f back after kill -9 and restart");
+    let row = fu.wait_bfd_fast("10.0.1.1");
+    assert_ne!(
+        row["local_discriminator"], first_discriminator,
+        "a new session"
+    );
     wait_until(DEADLINE, "r's /32 back in f", || {
         Ok(has_kernel_route(&f, "100.64.0.30/32", true))
     })
