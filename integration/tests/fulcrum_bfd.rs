@@ -423,7 +423,10 @@ fn ms(d: Duration) -> f64 {
 ///    way gives the FRR↔FRR figure of the same run;
 /// 3. after both recover, freezing `r` makes fulcrum drop r's routes (kernel proto 201
 ///    and `fulcrum routes`) within the same bound, timed against `s` (FRR) dropping the
-///    same prefix.
+///    same prefix;
+/// 4. `kill -9` of fulcrumd: FRR drops the VIP within the bound; a restart comes back Up;
+/// 5. FRR's `shutdown` (AdminDown) takes fulcrum's session Down but keeps the adjacency
+///    and the routes (RFC 5882 §3.2).
 #[test]
 fn frr_bfd_up_and_freeze_detection_both_ways() {
     let _serial = serial();
