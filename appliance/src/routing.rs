@@ -27,6 +27,9 @@
 //!   also publishes, after every RIB change, the OSPF routes the RIB selected (next hops
 //!   named by interface) on a `watch` channel ([`learned_routes_channel`]); `dpdk` mode
 //!   puts them into the DPDK dataplane's FIB.
+//! - BFD: with [`Routing::with_bfd`] the task publishes neighbor changes on `bfd = true`
+//!   interfaces to the BFD subsystem ([`crate::bfd_driver`]) and, when it reports a failed
+//!   session, declares the neighbor dead at once ([`ospf::Instance::neighbor_dead`]).
 //!
 //! What it does not do: forward packets (the dataplane), check health or decide which
 //! VIPs to announce (the health subsystem, [`crate::health_driver`]), run OSPF in `dpdk`
