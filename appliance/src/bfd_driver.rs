@@ -13,9 +13,9 @@
 //!   ([`ospf::Instance::neighbor_dead`]); SPF reruns and the routes through that neighbor
 //!   leave the RIB and the kernel. A peer going AdminDown (an orderly shutdown or a
 //!   `shutdown` in FRR) does not kill the adjacency (§3.2).
-//! - I/O (RFC 5881): control packets leave from a UDP socket per (interface, local
-//!   address), bound to the interface (SO_BINDTODEVICE) and to a source port in
-//!   49152–65535, with TTL 255 and TOS 0xC0. Reception uses one raw IPv4/UDP socket with a
+//! - I/O (RFC 5881): control packets leave from a UDP socket per session, bound to the
+//!   interface (SO_BINDTODEVICE), the session's local address and a source port of its
+//!   own in 49152–65535 (§4: one port per session), with TTL 255 and TOS 0xC0. Reception uses one raw IPv4/UDP socket with a
 //!   classic BPF filter for destination port 3784 (unfragmented), so the real IP TTL, source,
 //!   destination and ingress interface (IP_PKTINFO) reach the core, which drops TTL ≠ 255.
 //!   The UDP checksum is not checked here: a raw socket sees the packet before the UDP
@@ -645,6 +645,8 @@ struct Core {
     tracked: HashMap<SessionId, Tracked>,
     metrics: BfdMetrics,
     down: Option<mpsc::UnboundedSender<PeerDown>>,
+    /// Sessions deleted since the I/O layer last looked (their send sockets close).
+    removed: Vec<SessionId>,
 }
 
 impl Core {
@@ -658,6 +660,7 @@ impl Core {
             tracked: HashMap::new(),
             metrics,
             down,
+            removed: Vec::new(),
         }
     }
 
@@ -797,6 +800,7 @@ impl Core {
     fn release(&mut self, id: SessionId) {
         match self.bfd.remove_session(id) {
             Ok(true) => {
+                self.removed.push(id);
                 if let Some(t) = self.tracked.remove(&id) {
                     let labels = [t.peer.to_string(), self.ifname(t.ifindex)];
                     let _ = self
@@ -985,7 +989,7 @@ fn resolve_interface(name: &str) -> Option<(u32, Ipv4Addr)> {
 
 struct Io {
     rx: RxSocket,
-    tx: HashMap<(u32, Ipv4Addr), TxSocket>,
+    tx: HashMap<SessionId, TxSocket>,
     seed: u64,
 }
 
@@ -994,12 +998,17 @@ impl Io {
     fn flush(&mut self, core: &mut Core) {
         while let Some(t) = core.bfd.poll_transmit() {
             let ifname = core.ifname(t.ifindex);
-            let key = (t.ifindex, t.local);
+            let key = t.id;
             if !self.tx.contains_key(&key) {
                 self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
                 match TxSocket::open(&ifname, t.local, self.seed >> 16) {
                     Ok(s) => {
-                        tracing::info!("BFD: sending on {ifname} from {}:{}", t.local, s.port());
+                        tracing::info!(
+                            "BFD: session with {} sends on {ifname} from {}:{}",
+                            t.peer,
+                            t.local,
+                            s.port()
+                        );
                         self.tx.insert(key, s);
                     }
                     Err(e) => {
@@ -1019,6 +1028,10 @@ impl Io {
                     core.metrics.send_errors.with_label_values(&[&ifname]).inc();
                 }
             }
+        }
+        // Sockets of deleted sessions close once their last (AdminDown) packet left.
+        for id in core.removed.drain(..) {
+            self.tx.remove(&id);
         }
     }
 }
