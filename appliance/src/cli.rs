@@ -835,15 +835,33 @@ fn render_bfd(v: &BfdPeersView) -> String {
         .map(|p| {
             vec![
                 p.peer.to_string(),
+                p.local.map(|l| l.to_string()).unwrap_or_default(),
                 p.interface.clone(),
                 p.state.clone(),
+                p.local_discriminator.to_string(),
+                p.remote_discriminator.to_string(),
                 format!("{}/{}x{}", p.tx_ms, p.rx_ms, p.multiplier),
-                duration_text(p.since_seconds),
+                p.uptime_seconds
+                    .map(duration_text)
+                    .unwrap_or_else(|| format!("-({})", duration_text(p.since_seconds))),
+                p.diagnostic.clone(),
+                p.client.clone(),
             ]
         })
         .collect();
     table(
-        &["Peer", "Interface", "State", "Tx/Rx(ms)xMult", "Since"],
+        &[
+            "Peer",
+            "Local",
+            "Interface",
+            "State",
+            "LocalID",
+            "RemoteID",
+            "Tx/Rx(ms)xMult",
+            "Uptime",
+            "Diag",
+            "Client",
+        ],
         &rows,
     )
 }
@@ -1188,6 +1206,64 @@ mod tests {
             "{row}"
         );
         assert!(row.contains(" 35.123s 10.20.30.1 "), "{row}");
+    }
+
+    #[test]
+    fn bfd_peer_table() {
+        let row = |state: &str, uptime: Option<u64>| crate::control::BfdPeerRow {
+            peer: "10.0.1.1".parse().expect("ip"),
+            interface: "eth0".into(),
+            state: state.into(),
+            tx_ms: 100,
+            rx_ms: 100,
+            multiplier: 3,
+            since_seconds: 5,
+            local: Some("10.0.1.2".parse().expect("ip")),
+            local_discriminator: 11,
+            remote_discriminator: 22,
+            remote_state: "Up".into(),
+            remote_multiplier: 3,
+            detection_ms: 300,
+            diagnostic: "ok".into(),
+            remote_diagnostic: "ok".into(),
+            uptime_seconds: uptime,
+            authentication: None,
+            client: "ospf".into(),
+            packets_received: 1,
+            packets_sent: 1,
+            packets_dropped: 0,
+        };
+        let t = render_bfd(&BfdPeersView {
+            peers: vec![row("Up", Some(62)), row("Down", None)],
+        });
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("Peer      Local     Interface  State"),
+            "{t}"
+        );
+        let up: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            up,
+            [
+                "10.0.1.1",
+                "10.0.1.2",
+                "eth0",
+                "Up",
+                "11",
+                "22",
+                "100/100x3",
+                "1m02s",
+                "ok",
+                "ospf"
+            ]
+        );
+        assert!(lines[2].contains(" -(0m05s) "), "{t}");
+        // Rows from an older daemon (no new fields) still decode.
+        let old: BfdPeersView = serde_json::from_str(
+            r#"{"peers":[{"peer":"10.0.1.1","interface":"eth0","state":"Up","tx_ms":300,"rx_ms":300,"multiplier":3,"since_seconds":1}]}"#,
+        )
+        .expect("old rows");
+        assert_eq!(old.peers[0].client, "");
     }
 
     #[test]

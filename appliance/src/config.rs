@@ -466,6 +466,9 @@ pub struct Config {
     /// `[vrrp]`: VRRP instances and sync groups.
     #[serde(default)]
     pub vrrp: Vrrp,
+    /// `[bfd]`: BFD defaults and static sessions (see `docs/bfd.md`).
+    #[serde(default)]
+    pub bfd: Option<Bfd>,
 }
 
 /// `[global]`.
@@ -1348,6 +1351,150 @@ fn valid_ifname(n: &str) -> bool {
 // ---------------------------------------------------------------------------------------
 // Loading.
 
+// ---------------------------------------------------------------------------------------
+// `[bfd]` (RFC 5880/5881 sessions; `docs/bfd.md`).
+
+string_enum!(
+    /// BFD authentication type (RFC 5880 §4.2–§4.4), spelled as BIRD spells it.
+    BfdAuthType, "BFD authentication type", {
+        /// Simple password (§4.2), 1 to 16 bytes.
+        Simple => "simple",
+        /// Keyed MD5 (§4.3), key up to 16 bytes.
+        Md5 => "md5",
+        /// Meticulous keyed MD5 (§4.3).
+        MeticulousMd5 => "meticulous-md5",
+        /// Keyed SHA1 (§4.4), key up to 20 bytes.
+        Sha1 => "sha1",
+        /// Meticulous keyed SHA1 (§4.4).
+        MeticulousSha1 => "meticulous-sha1",
+    }
+);
+
+/// BFD authentication of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BfdAuthentication {
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: BfdAuthType,
+    /// Key ID (0–255).
+    pub key_id: u32,
+    /// Password or key.
+    pub key: String,
+}
+
+/// `[bfd]`: defaults for every session (OSPF neighbors on `bfd = true` interfaces and
+/// static peers). FRR's defaults: 300 ms × 3.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bfd {
+    /// Desired Min TX interval in milliseconds once Up (default 300).
+    #[serde(default = "bfd_300")]
+    pub min_tx_ms: u32,
+    /// Required Min RX interval in milliseconds (default 300).
+    #[serde(default = "bfd_300")]
+    pub min_rx_ms: u32,
+    /// Detect multiplier (default 3).
+    #[serde(default = "bfd_3")]
+    pub multiplier: u32,
+    /// Authentication, default none.
+    #[serde(default)]
+    pub authentication: Option<BfdAuthentication>,
+    /// `[[bfd.peer]]`: static single-hop sessions.
+    #[serde(default)]
+    pub peer: Vec<BfdPeer>,
+}
+
+impl Default for Bfd {
+    fn default() -> Self {
+        Bfd {
+            min_tx_ms: bfd_300(),
+            min_rx_ms: bfd_300(),
+            multiplier: bfd_3(),
+            authentication: None,
+            peer: Vec::new(),
+        }
+    }
+}
+
+fn bfd_300() -> u32 {
+    300
+}
+fn bfd_3() -> u32 {
+    3
+}
+
+/// `[[bfd.peer]]`: a static BFD session; unset timers and authentication come from `[bfd]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BfdPeer {
+    /// Peer address.
+    #[serde(deserialize_with = "de_one")]
+    pub address: Ipv4Addr,
+    /// Interface the peer is reached on (single hop).
+    pub interface: String,
+    /// Local address (default: the interface's first IPv4 address).
+    #[serde(default, deserialize_with = "de_opt")]
+    pub local: Option<Ipv4Addr>,
+    /// Overrides `[bfd].min_tx_ms`.
+    #[serde(default)]
+    pub min_tx_ms: Option<u32>,
+    /// Overrides `[bfd].min_rx_ms`.
+    #[serde(default)]
+    pub min_rx_ms: Option<u32>,
+    /// Overrides `[bfd].multiplier`.
+    #[serde(default)]
+    pub multiplier: Option<u32>,
+    /// Overrides `[bfd].authentication`.
+    #[serde(default)]
+    pub authentication: Option<BfdAuthentication>,
+}
+
+/// The effective parameters of one BFD session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdTimers {
+    /// Desired Min TX (ms).
+    pub min_tx_ms: u32,
+    /// Required Min RX (ms).
+    pub min_rx_ms: u32,
+    /// Detect multiplier.
+    pub multiplier: u32,
+    /// Authentication.
+    pub authentication: Option<BfdAuthentication>,
+}
+
+impl Bfd {
+    /// The parameters of OSPF-driven sessions: the `[bfd]` defaults.
+    pub fn defaults(&self) -> BfdTimers {
+        BfdTimers {
+            min_tx_ms: self.min_tx_ms,
+            min_rx_ms: self.min_rx_ms,
+            multiplier: self.multiplier,
+            authentication: self.authentication.clone(),
+        }
+    }
+
+    /// The parameters of a static peer: its overrides over the defaults.
+    pub fn peer_timers(&self, p: &BfdPeer) -> BfdTimers {
+        BfdTimers {
+            min_tx_ms: p.min_tx_ms.unwrap_or(self.min_tx_ms),
+            min_rx_ms: p.min_rx_ms.unwrap_or(self.min_rx_ms),
+            multiplier: p.multiplier.unwrap_or(self.multiplier),
+            authentication: p
+                .authentication
+                .clone()
+                .or_else(|| self.authentication.clone()),
+        }
+    }
+}
+
+impl Config {
+    /// `[bfd]`, or its defaults when the section is absent.
+    pub fn bfd_or_default(&self) -> Bfd {
+        self.bfd.clone().unwrap_or_default()
+    }
+}
+
 impl Config {
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -1732,6 +1879,7 @@ impl Validator {
         self.vips(c);
         self.timeouts(c);
         self.vrrp(c, &ifnames);
+        self.bfd(c);
     }
 
     fn global(&mut self, c: &Config) {
@@ -1974,6 +2122,106 @@ impl Validator {
                 &oi.authentication,
                 path!["ospf", "interface", i, "authentication"],
             );
+        }
+    }
+
+    fn bfd(&mut self, c: &Config) {
+        let Some(b) = &c.bfd else { return };
+        self.bfd_timers(
+            Some(b.min_tx_ms),
+            Some(b.min_rx_ms),
+            Some(b.multiplier),
+            b.authentication.as_ref(),
+            path!["bfd"],
+        );
+        let mut seen = HashSet::new();
+        for (i, p) in b.peer.iter().enumerate() {
+            let a = p.address;
+            if a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback() {
+                self.err(
+                    path!["bfd", "peer", i, "address"],
+                    format!("peer address {a} is not a unicast address"),
+                );
+            }
+            if p.interface.is_empty() || p.interface.len() > 15 {
+                self.err(
+                    path!["bfd", "peer", i, "interface"],
+                    format!("invalid interface name \"{}\"", p.interface),
+                );
+            }
+            if !seen.insert((a, p.interface.clone())) {
+                self.err(
+                    path!["bfd", "peer", i, "address"],
+                    format!("BFD peer {a} on {} declared twice", p.interface),
+                );
+            }
+            self.bfd_timers(
+                p.min_tx_ms,
+                p.min_rx_ms,
+                p.multiplier,
+                p.authentication.as_ref(),
+                path!["bfd", "peer", i],
+            );
+        }
+    }
+
+    fn bfd_timers(
+        &mut self,
+        tx: Option<u32>,
+        rx: Option<u32>,
+        mult: Option<u32>,
+        auth: Option<&BfdAuthentication>,
+        base: Vec<Seg>,
+    ) {
+        let sub = |k: &str| {
+            let mut p = base.clone();
+            p.push(Seg::from(k));
+            p
+        };
+        // FRR bfdd's ranges: intervals 10–60000 ms, detect multiplier 2–255.
+        for (k, v) in [("min_tx_ms", tx), ("min_rx_ms", rx)] {
+            if let Some(v) = v {
+                if !(10..=60_000).contains(&v) {
+                    self.err(
+                        sub(k),
+                        format!("{k} must be between 10 and 60000 (ms), not {v}"),
+                    );
+                }
+            }
+        }
+        if let Some(m) = mult {
+            if !(2..=255).contains(&m) {
+                self.err(
+                    sub("multiplier"),
+                    format!("multiplier must be between 2 and 255, not {m}"),
+                );
+            }
+        }
+        if let Some(a) = auth {
+            let mut p = sub("authentication");
+            if a.key_id > 255 {
+                let mut q = p.clone();
+                q.push(Seg::from("key_id"));
+                self.err(
+                    q,
+                    format!("key_id must be between 0 and 255, not {}", a.key_id),
+                );
+            }
+            let max = match a.kind {
+                BfdAuthType::Simple | BfdAuthType::Md5 | BfdAuthType::MeticulousMd5 => 16,
+                BfdAuthType::Sha1 | BfdAuthType::MeticulousSha1 => 20,
+            };
+            if a.key.is_empty() || a.key.len() > max {
+                p.push(Seg::from("key"));
+                self.err(
+                    p,
+                    format!(
+                        "a {} key must be 1 to {max} bytes, not {}",
+                        a.kind,
+                        a.key.len()
+                    ),
+                );
+            }
         }
     }
 
@@ -2946,6 +3194,57 @@ address = "192.168.7.27"
     fn io_error() {
         let e = Config::load(Path::new("/nonexistent/fulcrum.toml")).expect_err("missing");
         assert!(matches!(e, ConfigError::Io { .. }));
+    }
+
+    #[test]
+    fn bfd_section_defaults_overrides_and_errors() {
+        let base = format!("{MINIMAL}\n[[interface]]\nname = \"eth0\"\n");
+        // Absent: FRR's defaults.
+        let c = Config::parse(&base).expect("valid");
+        let d = c.bfd_or_default().defaults();
+        assert_eq!((d.min_tx_ms, d.min_rx_ms, d.multiplier), (300, 300, 3));
+        let text = format!(
+            "{base}[bfd]\nmin_tx_ms = 100\nmin_rx_ms = 100\nauthentication = {{ type = \"sha1\", key_id = 2, key = \"k\" }}\n\
+             [[bfd.peer]]\naddress = \"10.0.0.2\"\ninterface = \"eth0\"\nmultiplier = 5\n\
+             [[bfd.peer]]\naddress = \"10.0.0.3\"\ninterface = \"eth0\"\nlocal = \"10.0.0.1\"\nmin_tx_ms = 50\n"
+        );
+        let c = Config::parse(&text).expect("valid");
+        let b = c.bfd.as_ref().expect("bfd");
+        assert_eq!(b.multiplier, 3);
+        let t0 = b.peer_timers(&b.peer[0]);
+        assert_eq!((t0.min_tx_ms, t0.min_rx_ms, t0.multiplier), (100, 100, 5));
+        assert_eq!(
+            t0.authentication.as_ref().map(|a| a.kind),
+            Some(BfdAuthType::Sha1)
+        );
+        let t1 = b.peer_timers(&b.peer[1]);
+        assert_eq!((t1.min_tx_ms, t1.multiplier), (50, 3));
+        assert_eq!(b.peer[1].local, Some(Ipv4Addr::new(10, 0, 0, 1)));
+
+        // Bad values name the key and the line.
+        let lines_before = base.lines().count();
+        let d = one_error(&text.replace("min_tx_ms = 50", "min_tx_ms = 5"));
+        assert_eq!(d.key, "bfd.peer[1].min_tx_ms", "{d}");
+        assert_eq!(d.line, lines_before + 13, "{d}");
+        let d = one_error(&text.replace("multiplier = 5", "multiplier = 1"));
+        assert_eq!(d.key, "bfd.peer[0].multiplier", "{d}");
+        let d = one_error(&text.replace("key = \"k\"", "key = \"123456789012345678901\""));
+        assert_eq!(d.key, "bfd.authentication.key", "{d}");
+        assert_eq!(d.line, lines_before + 4, "{d}");
+        let d = one_error(&text.replace("\"sha1\"", "\"sha256\""));
+        assert!(d.key.starts_with("bfd.authentication"), "{d}");
+        assert!(d.message.contains("unknown BFD authentication type"), "{d}");
+        let d = one_error(
+            &text
+                .replace("10.0.0.3", "10.0.0.2")
+                .replace("local = \"10.0.0.1\"\n", ""),
+        );
+        assert_eq!(d.key, "bfd.peer[1].address", "{d}");
+        assert!(d.message.contains("declared twice"), "{d}");
+        let d = one_error(&text.replace("10.0.0.3", "224.0.0.5"));
+        assert_eq!(d.key, "bfd.peer[1].address", "{d}");
+        let d = one_error(&format!("{text}frobnicate = 1\n"));
+        assert!(d.message.contains("frobnicate"), "{d}");
     }
 }
 

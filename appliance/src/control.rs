@@ -714,6 +714,48 @@ pub struct BfdPeerRow {
     pub multiplier: u8,
     /// Seconds in this state.
     pub since_seconds: u64,
+    /// Local (source) address.
+    #[serde(default)]
+    pub local: Option<IpAddr>,
+    /// Local discriminator.
+    #[serde(default)]
+    pub local_discriminator: u32,
+    /// Remote discriminator (0 until the peer is heard).
+    #[serde(default)]
+    pub remote_discriminator: u32,
+    /// The state the peer last reported.
+    #[serde(default)]
+    pub remote_state: String,
+    /// The peer's detect multiplier (0 until heard).
+    #[serde(default)]
+    pub remote_multiplier: u8,
+    /// Detection time (ms; 0 until the peer is heard).
+    #[serde(default)]
+    pub detection_ms: u32,
+    /// Local diagnostic (`ok`, `control-detection-time-expired`, …).
+    #[serde(default)]
+    pub diagnostic: String,
+    /// The peer's last diagnostic.
+    #[serde(default)]
+    pub remote_diagnostic: String,
+    /// Seconds since the session came Up (absent while not Up).
+    #[serde(default)]
+    pub uptime_seconds: Option<u64>,
+    /// Authentication type in use, if any.
+    #[serde(default)]
+    pub authentication: Option<String>,
+    /// Who asked for the session: `ospf`, `static` or `ospf+static`.
+    #[serde(default)]
+    pub client: String,
+    /// Control packets accepted.
+    #[serde(default)]
+    pub packets_received: u64,
+    /// Control packets sent.
+    #[serde(default)]
+    pub packets_sent: u64,
+    /// Control packets matched to the session but dropped (TTL, authentication).
+    #[serde(default)]
+    pub packets_dropped: u64,
 }
 
 /// Result of `vrrp`.

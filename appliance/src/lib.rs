@@ -30,11 +30,15 @@
 //! - [`vrrp_driver`]: the VRRP subsystem — the `vrrp` crate's instances on protocol-112
 //!   sockets, virtual addresses and gratuitous ARPs, `fulcrum vrrp`.
 //!
+//! - [`bfd_driver`]: the BFD subsystem — the `bfd` crate's sessions on UDP sockets for
+//!   OSPF neighbors and static peers, failures handed to the routing subsystem.
+//!
 //! What it does not do: implement OSPF, decide health, choose routes or forward packets —
 //! those are the `ospf`, `health`, `rib` and `dataplane` crates, wired in as subsystems.
 //! Until a subsystem runs, the daemon answers its views with a `not_available` error
 //! rather than making data up.
 
+pub mod bfd_driver;
 pub mod cli;
 pub mod config;
 pub mod control;

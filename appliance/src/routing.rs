@@ -27,6 +27,9 @@
 //!   also publishes, after every RIB change, the OSPF routes the RIB selected (next hops
 //!   named by interface) on a `watch` channel ([`learned_routes_channel`]); `dpdk` mode
 //!   puts them into the DPDK dataplane's FIB.
+//! - BFD: with [`Routing::with_bfd`] the task publishes neighbor changes on `bfd = true`
+//!   interfaces to the BFD subsystem ([`crate::bfd_driver`]) and, when it reports a failed
+//!   session, declares the neighbor dead at once ([`ospf::Instance::neighbor_dead`]).
 //!
 //! What it does not do: forward packets (the dataplane), check health or decide which
 //! VIPs to announce (the health subsystem, [`crate::health_driver`]), run OSPF in `dpdk`
@@ -47,6 +50,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts};
 use rib::{FibChange, NextHop, Rib, RouteChange, Source};
 use tokio::sync::watch;
 
+use crate::bfd_driver::{BfdNeighbors, PeerDown, RoutingBfd};
 use crate::config::{
     AnnounceAs, AuthType, Authentication, Config, MetricType, OspfInterface, OspfNetwork,
 };
@@ -101,6 +105,7 @@ pub enum RoutingError {
 pub struct Routing {
     health_vips: Option<watch::Receiver<Arc<VipRoutes>>>,
     learned: Option<watch::Sender<LearnedRoutes>>,
+    bfd: Option<RoutingBfd>,
 }
 
 /// One OSPF-learned route the RIB selected, as a dataplane FIB takes it: next hops name
@@ -128,6 +133,7 @@ impl Routing {
         Routing {
             health_vips: None,
             learned: None,
+            bfd: None,
         }
     }
 
@@ -138,6 +144,7 @@ impl Routing {
         Routing {
             health_vips: Some(vips),
             learned: None,
+            bfd: None,
         }
     }
 
@@ -145,6 +152,14 @@ impl Routing {
     /// [`learned_routes_channel`]), for a dataplane FIB outside the kernel.
     pub fn with_learned_routes(mut self, tx: watch::Sender<LearnedRoutes>) -> Self {
         self.learned = Some(tx);
+        self
+    }
+
+    /// Also publishes OSPF neighbor changes on `bfd = true` interfaces to the BFD
+    /// subsystem and declares a neighbor dead when its BFD session fails (see
+    /// [`crate::bfd_driver::routing_link`]).
+    pub fn with_bfd(mut self, link: RoutingBfd) -> Self {
+        self.bfd = Some(link);
         self
     }
 }
@@ -165,8 +180,9 @@ impl Subsystem for Routing {
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture {
         let vips = self.health_vips;
         let learned = self.learned;
+        let bfd = self.bfd;
         Box::pin(async move {
-            run(ctx, vips, learned)
+            run(ctx, vips, learned, bfd)
                 .await
                 .map_err(|e| SubsystemError(e.to_string()))
         })
@@ -551,6 +567,7 @@ struct Task {
     metrics: RoutingMetrics,
     shutdown_complete: bool,
     learned: Option<watch::Sender<LearnedRoutes>>,
+    bfd: Option<BfdNeighbors>,
 }
 
 enum Input {
@@ -562,6 +579,21 @@ enum Input {
     Net(NetEvent),
     Vips,
     Tick,
+    BfdDown(PeerDown),
+}
+
+/// Waits for the next failed BFD session (never resolves without BFD or once it is gone).
+async fn bfd_down(rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<PeerDown>>) -> PeerDown {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(d) => d,
+            None => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for a packet on any socket; the index of the socket comes with it. Cancel-safe:
@@ -579,8 +611,13 @@ async fn run(
     mut ctx: SubsystemContext,
     mut health_vips: Option<watch::Receiver<Arc<VipRoutes>>>,
     learned: Option<watch::Sender<LearnedRoutes>>,
+    bfd: Option<RoutingBfd>,
 ) -> Result<(), RoutingError> {
     let start = Instant::now();
+    let (bfd, mut bfd_rx) = match bfd {
+        Some(b) => (Some(b.neighbors), Some(b.down)),
+        None => (None, None),
+    };
     let config = ctx.config.borrow_and_update().clone();
     let metrics = RoutingMetrics::new(&ctx.registry)?;
     // Subscribe before reading the interfaces so that no change is lost in between.
@@ -618,6 +655,7 @@ async fn run(
         metrics,
         shutdown_complete: false,
         learned,
+        bfd,
     };
     task.reconcile().await?;
     task.ospf = start_ospf(&config, &kif, task.now())?;
@@ -667,6 +705,7 @@ async fn run(
             Some(ev) = events.next() => Input::Net(ev),
             () = vips_changed(&mut health_vips), if shutting_down.is_none() => Input::Vips,
             _ = tick.tick() => Input::Tick,
+            d = bfd_down(&mut bfd_rx), if shutting_down.is_none() => Input::BfdDown(d),
         };
         let now = task.now();
         match input {
@@ -705,6 +744,22 @@ async fn run(
             }
             Input::Net(ev) => task.net_event(ev, now),
             Input::Tick => task.update_gauges(),
+            Input::BfdDown(d) => {
+                // RFC 5882 §4.1: a failed BFD session takes the adjacency down at once.
+                if let Some(o) = task.ospf.as_mut() {
+                    let killed = o.inst.neighbor_dead(now, d.ifindex, d.peer);
+                    tracing::warn!(
+                        "BFD: neighbor {} on {} {}",
+                        d.peer,
+                        task.ifname(d.ifindex),
+                        if killed {
+                            "declared dead"
+                        } else {
+                            "already gone"
+                        }
+                    );
+                }
+            }
         }
         task.pump().await;
     }
@@ -1053,6 +1108,11 @@ impl Task {
                                 "NSM: Nbr {router_id}({addr}) on {ifname}: {} -> {}",
                                 neighbor_state_name(old),
                                 neighbor_state_name(new)
+                            );
+                        }
+                        if let Some(b) = &self.bfd {
+                            b.neighbor_changed(
+                                &o.running, ifindex, &ifname, ifaddr, addr, old, new,
                             );
                         }
                         let labels = [ifname.as_str(), &router_id.to_string()];

@@ -30,6 +30,9 @@ pub struct BirdOspfInterface {
     pub stub: bool,
     /// Authentication.
     pub auth: OspfAuth,
+    /// `bfd yes`: the neighbor's liveness follows a BFD session (needs
+    /// [`BirdOspfConfig::bfd`]).
+    pub bfd: bool,
 }
 
 impl BirdOspfInterface {
@@ -44,6 +47,7 @@ impl BirdOspfInterface {
             cost: None,
             stub: false,
             auth: OspfAuth::None,
+            bfd: false,
         }
     }
 
@@ -76,6 +80,12 @@ impl BirdOspfInterface {
         self.auth = auth;
         self
     }
+
+    /// Enables BFD for the neighbors on this interface (`bfd yes`).
+    pub fn bfd(mut self) -> Self {
+        self.bfd = true;
+        self
+    }
 }
 
 /// A typed BIRD configuration: device + kernel (`merge paths on`) + one OSPFv2 area.
@@ -91,6 +101,8 @@ pub struct BirdOspfConfig {
     pub ecmp: bool,
     /// Raw lines appended inside the OSPF protocol.
     pub extra_ospf: Vec<String>,
+    /// `protocol bfd` with this (interval ms, multiplier) on every interface.
+    pub bfd: Option<(u32, u8)>,
 }
 
 impl BirdOspfConfig {
@@ -102,7 +114,15 @@ impl BirdOspfConfig {
             interfaces: Vec::new(),
             ecmp: true,
             extra_ospf: Vec::new(),
+            bfd: None,
         }
+    }
+
+    /// Runs `protocol bfd` with `interval_ms` × `multiplier` (for interfaces with
+    /// [`BirdOspfInterface::bfd`]).
+    pub fn bfd(mut self, interval_ms: u32, multiplier: u8) -> Self {
+        self.bfd = Some((interval_ms, multiplier));
+        self
     }
 
     /// Adds an interface.
@@ -122,6 +142,12 @@ impl BirdOspfConfig {
             "protocol kernel {{ ipv4 {{ import none; export where source = RTS_OSPF || \
              source = RTS_OSPF_EXT1 || source = RTS_OSPF_EXT2; }}; merge paths on; }}"
         );
+        if let Some((ms, mult)) = self.bfd {
+            let _ = writeln!(
+                c,
+                "protocol bfd {{ interface \"*\" {{ interval {ms} ms; multiplier {mult}; }}; }}"
+            );
+        }
         let _ = writeln!(c, "protocol ospf v2 ospf1 {{");
         let _ = writeln!(c, "  ecmp {};", if self.ecmp { "yes" } else { "no" });
         let _ = writeln!(c, "  ipv4 {{ import all; export none; }};");
@@ -149,6 +175,9 @@ impl BirdOspfConfig {
             }
             if i.stub {
                 c.push_str(" stub yes;");
+            }
+            if i.bfd {
+                c.push_str(" bfd yes;");
             }
             let (alg, key_id, key) = match &i.auth {
                 OspfAuth::None => (None, 0, ""),

@@ -150,6 +150,10 @@ pub struct FrrConfig {
     pub extra_global: Vec<String>,
     /// Raw lines for zebra.conf (static routes, for instance).
     pub extra_zebra: Vec<String>,
+    /// BFD timers for the `ip ospf bfd` sessions: (transmit ms, receive ms, multiplier),
+    /// rendered as bfdd profile `lab` and `ip ospf bfd profile lab`; `None` keeps FRR's
+    /// defaults (300 ms × 3).
+    pub bfd_timers: Option<(u32, u32, u8)>,
 }
 
 impl FrrConfig {
@@ -164,7 +168,14 @@ impl FrrConfig {
             extra_ospf: Vec::new(),
             extra_global: Vec::new(),
             extra_zebra: Vec::new(),
+            bfd_timers: None,
         }
+    }
+
+    /// Sets the BFD timers of the `ip ospf bfd` sessions (see [`FrrConfig::bfd_timers`]).
+    pub fn bfd_timers(mut self, tx_ms: u32, rx_ms: u32, multiplier: u8) -> Self {
+        self.bfd_timers = Some((tx_ms, rx_ms, multiplier));
+        self
     }
 
     /// Adds an interface.
@@ -249,7 +260,11 @@ impl FrrConfig {
                 }
             }
             if i.bfd {
+                // FRR 8.4 takes the profile only after a plain `ip ospf bfd`.
                 let _ = writeln!(ospf, " ip ospf bfd");
+                if self.bfd_timers.is_some() {
+                    let _ = writeln!(ospf, " ip ospf bfd profile lab");
+                }
             }
             let _ = writeln!(ospf, "!");
         }
@@ -274,7 +289,14 @@ impl FrrConfig {
         for line in &self.extra_global {
             let _ = writeln!(ospf, "{line}");
         }
-        let bfdd = format!("hostname {hostname}\nlog file {dir}/bfdd.log\n!\n");
+        let mut bfdd = format!("hostname {hostname}\nlog file {dir}/bfdd.log\n!\n");
+        if let Some((tx, rx, mult)) = self.bfd_timers {
+            let _ = write!(
+                bfdd,
+                "bfd\n profile lab\n  detect-multiplier {mult}\n  receive-interval {rx}\n  \
+                 transmit-interval {tx}\n !\n!\n"
+            );
+        }
         Ok((zebra, ospf, bfdd))
     }
 }
@@ -576,6 +598,28 @@ mod tests {
             at += pos + 1;
         }
         assert!(!cfg.uses_bfd());
+    }
+
+    #[test]
+    fn renders_a_bfd_profile() {
+        let cfg = FrrConfig::new(Ipv4Addr::new(1, 1, 1, 1))
+            .interface(OspfInterface::p2p("eth0").bfd())
+            .bfd_timers(100, 100, 3);
+        let (_, ospf, bfdd) = cfg.render("r", "/d").expect("renders");
+        assert!(
+            ospf.contains(" ip ospf bfd\n ip ospf bfd profile lab\n"),
+            "{ospf}"
+        );
+        assert!(
+            bfdd.contains("bfd\n profile lab\n  detect-multiplier 3\n  receive-interval 100\n  transmit-interval 100\n"),
+            "{bfdd}"
+        );
+        assert!(cfg.uses_bfd());
+        let plain =
+            FrrConfig::new(Ipv4Addr::new(1, 1, 1, 1)).interface(OspfInterface::p2p("eth0").bfd());
+        let (_, ospf, bfdd) = plain.render("r", "/d").expect("renders");
+        assert!(ospf.contains(" ip ospf bfd\n"), "{ospf}");
+        assert!(!bfdd.contains("profile"), "{bfdd}");
     }
 
     #[test]

@@ -133,6 +133,13 @@ fn main() -> ExitCode {
                 dp.with_verdicts(rx).with_learned_routes(routes_rx),
             ));
         }
+        // BFD: sessions for OSPF neighbors on `bfd = true` interfaces and static peers;
+        // a failed session kills the adjacency in the routing subsystem.
+        let (routing_bfd, bfd_link) = appliance::bfd_driver::routing_link();
+        routing = routing.with_bfd(routing_bfd);
+        daemon.add_subsystem(Box::new(appliance::bfd_driver::BfdDriver::with_routing(
+            bfd_link,
+        )));
         daemon.add_subsystem(Box::new(health));
         daemon.add_subsystem(Box::new(routing));
         daemon.add_subsystem(Box::new(appliance::vrrp_driver::VrrpDriver::new()));
