@@ -581,9 +581,131 @@ pub struct ServiceTable {
     /// (its local-address pool, its counts): the slot's generation ends with its last
     /// connection.
     live: Vec<u32>,
+    /// The established fast path's view of every real server (see [`RsFast`]),
+    /// direct-mapped by server id.
+    fast: Vec<RsFast>,
+    /// Shared by the empty slots of `fast`.
+    no_stats: Arc<Stats>,
+}
+
+/// [`RsFast::need_in`] of a service whose inbound segments never take the fast path
+/// (PROXY protocol): a flag no live entry carries (`conn::flags::FREE`).
+pub(crate) const FAST_NEVER: u8 = 0x80;
+
+/// What the established fast path needs of one real server and its service, in one
+/// slot of a per-worker table direct-mapped by server id (ids are handed out in a row
+/// per worker, so live servers rarely share a slot): found from the connection entry's
+/// `rs` alone, with no service lookup, no id search and no `Option`s. A slot holds at
+/// most one server; a server without a slot (deleted, or displaced by a colliding id)
+/// simply leaves its packets to the general path, which counts them the usual way.
+#[derive(Debug, Clone)]
+pub(crate) struct RsFast {
+    /// Server id, 0 when the slot is empty (ids are never 0).
+    pub(crate) rs: u32,
+    /// Its service.
+    pub(crate) svc: u16,
+    /// Entry flags an inbound segment needs to take the fast path: 0 without client
+    /// address delivery, `CLIENT_ADDR_SENT` with TOA, [`FAST_NEVER`] with PROXY.
+    pub(crate) need_in: u8,
+    /// The service's own established timeout in ticks (at least 1), 0 for the global one.
+    pub(crate) est_ticks: u32,
+    /// The service's counters.
+    pub(crate) svc_stats: Arc<Stats>,
+    /// The server's counters.
+    pub(crate) rs_stats: Arc<Stats>,
 }
 
 impl ServiceTable {
+    /// The fast-path slot of server `rs` when it has one (`rs` and `svc` match).
+    #[inline(always)]
+    pub(crate) fn fast_slot(&self, rs: u32) -> Option<&RsFast> {
+        let mask = self.fast.len().wrapping_sub(1);
+        self.fast.get(rs as usize & mask).filter(|f| f.rs == rs)
+    }
+
+    fn fast_fill(
+        cfg: &ServiceConfig,
+        svc: u16,
+        svc_stats: &Arc<Stats>,
+        rs: u32,
+        rs_stats: &Arc<Stats>,
+    ) -> RsFast {
+        RsFast {
+            rs,
+            svc,
+            need_in: match cfg.client_addr {
+                ClientAddr::None => 0,
+                ClientAddr::Toa => crate::conn::flags::CLIENT_ADDR_SENT,
+                ClientAddr::ProxyV1 | ClientAddr::ProxyV2 => FAST_NEVER,
+            },
+            est_ticks: cfg.est_timeout.map_or(0, |t| crate::conn::ticks(t).max(1)),
+            svc_stats: Arc::clone(svc_stats),
+            rs_stats: Arc::clone(rs_stats),
+        }
+    }
+
+    fn fast_empty(&self) -> RsFast {
+        RsFast {
+            rs: 0,
+            svc: 0,
+            need_in: FAST_NEVER,
+            est_ticks: 0,
+            svc_stats: Arc::clone(&self.no_stats),
+            rs_stats: Arc::clone(&self.no_stats),
+        }
+    }
+
+    /// Rebuilds the fast-path table from the services: at least twice as many slots
+    /// as servers (a power of two), grown while live ids collide (up to eight times).
+    fn fast_rebuild(&mut self) {
+        let servers: usize = self.iter().map(|s| s.servers.len()).sum();
+        let mut size = (servers * 2).max(16).next_power_of_two();
+        let limit = (servers * 8).max(16).next_power_of_two();
+        loop {
+            let mask = size - 1;
+            let mut used = vec![false; size];
+            let collide = self.iter().flat_map(|s| s.views.iter()).any(|v| {
+                let u = &mut used[v.id as usize & mask];
+                std::mem::replace(u, true)
+            });
+            if !collide || size >= limit {
+                break;
+            }
+            size *= 2;
+        }
+        let empty = self.fast_empty();
+        let mut fast = vec![empty; size];
+        let mask = size - 1;
+        for s in self.services.iter().flatten() {
+            for (v, r) in s.views.iter().zip(&s.servers) {
+                if let Some(slot) = fast.get_mut(v.id as usize & mask) {
+                    if slot.rs == 0 {
+                        *slot = Self::fast_fill(&s.cfg, s.id, &s.stats, v.id, &r.stats);
+                    }
+                }
+            }
+        }
+        self.fast = fast;
+    }
+
+    /// Records server `rs` of service `svc` in the fast-path table (a new server).
+    fn fast_add(&mut self, svc: u16, rs: u32) {
+        let servers: usize = self.iter().map(|s| s.servers.len()).sum();
+        let mask = self.fast.len().wrapping_sub(1);
+        let free = self.fast.get(rs as usize & mask).is_some_and(|f| f.rs == 0);
+        if !free || servers * 2 > self.fast.len() {
+            self.fast_rebuild();
+            return;
+        }
+        let Some(s) = self.get(svc) else { return };
+        let Some(p) = s.pos(rs) else { return };
+        let Some(r) = s.servers.get(p) else { return };
+        let slot = Self::fast_fill(&s.cfg, svc, &s.stats, rs, &r.stats);
+        if let Some(f) = self.fast.get_mut(rs as usize & mask) {
+            *f = slot;
+        }
+    }
+
     /// An empty table for worker `worker` of `workers`.
     pub fn new(worker: u16, workers: u16) -> Self {
         ServiceTable {
@@ -594,6 +716,8 @@ impl ServiceTable {
             vips: HashMap::default(),
             next_rs_id: 1,
             live: Vec::new(),
+            fast: Vec::new(),
+            no_stats: Arc::default(),
         }
     }
 
@@ -721,6 +845,7 @@ impl ServiceTable {
                 .rebuilt(&cfg.local_addrs, cfg.lport_range, worker, workers);
         }
         s.cfg = cfg;
+        self.fast_rebuild();
         Ok(())
     }
 
@@ -736,6 +861,7 @@ impl ServiceTable {
                 self.vips.remove(&key.vaddr);
             }
         }
+        self.fast_rebuild();
         Ok(())
     }
 
@@ -764,7 +890,9 @@ impl ServiceTable {
         });
         s.servers.push(RealServer { cfg, stats });
         s.rebuild();
+        let svc = s.id;
         self.next_rs_id = self.next_rs_id.wrapping_add(1).max(1);
+        self.fast_add(svc, id);
         Ok(id)
     }
 
@@ -803,6 +931,7 @@ impl ServiceTable {
         s.views.remove(p);
         s.servers.remove(p);
         s.rebuild();
+        self.fast_rebuild();
         Ok(())
     }
 

@@ -843,26 +843,39 @@ impl Worker {
         if (c.syn_delta != 0 || c.proxy_len != 0) && doff != 5 {
             return None;
         }
-        let svc = self.services.get(c.svc)?;
-        let cfg = svc.config();
-        let inbound = dir == Dir::In;
-        // Server segments of SYN-proxied connections pass the ACK-storm check.
-        if !inbound && c.flags & cflags::SYNPROXY != 0 {
+        // The server's fast-path slot: its service's policy and both counters, found
+        // from the entry's server id (none: deleted or displaced, the general path).
+        let fs = self.services.fast_slot(c.rs)?;
+        if fs.svc != c.svc {
             return None;
         }
-        if inbound {
-            match cfg.client_addr {
-                ClientAddr::None => {}
-                ClientAddr::Toa if c.flags & cflags::CLIENT_ADDR_SENT != 0 => {}
-                _ => return None,
-            }
+        let inbound = dir == Dir::In;
+        // Inbound: the client address delivery is done (TOA sent, no PROXY header);
+        // outbound: server segments of SYN-proxied connections pass the ACK-storm check.
+        let blocked = if inbound {
+            (c.flags & fs.need_in) ^ fs.need_in
+        } else {
+            c.flags & cflags::SYNPROXY
+        };
+        if blocked != 0 {
+            return None;
         }
         // Committed: from here on the frame is ours.
-        let deadline = match cfg.est_timeout {
-            None => est_deadline,
-            Some(t) => self.conns.deadline_at(now_ticks, crate::conn::ticks(t)),
+        let deadline = if fs.est_ticks == 0 {
+            est_deadline
+        } else {
+            self.conns.deadline_at(now_ticks, fs.est_ticks)
         };
-        svc.count_packet(c.rs, inbound, total);
+        let len = total as u64;
+        for st in [&fs.svc_stats, &fs.rs_stats] {
+            if inbound {
+                st.pkts_in.add(1);
+                st.bytes_in.add(len);
+            } else {
+                st.pkts_out.add(1);
+                st.bytes_out.add(len);
+            }
+        }
         // Rewritten straight from the entry, one copy per direction, before the entry is
         // touched (nothing but `next` stays live across it).
         let next = if inbound {
