@@ -445,6 +445,15 @@ impl Conn {
     pub fn deadline_ticks(&self) -> u32 {
         self.deadline
     }
+
+    /// Sets the deadline (ticks, from [`ConnTable::deadline_at`]) as
+    /// [`ConnTable::touch_deadline`] does; true when it is earlier than the wheel slot
+    /// the entry is linked in, and [`ConnTable::relink`] must follow.
+    #[inline(always)]
+    pub(crate) fn refresh(&mut self, d: u32) -> bool {
+        self.deadline = d;
+        d < self.armed
+    }
 }
 
 /// What a new connection is made of.
@@ -516,7 +525,10 @@ pub struct ConnTable {
     free: u32,
     index: Vec<Slot>,
     mask: usize,
-    seed: u64,
+    /// The index slot of a hash is its top bits: `hash >> shift`.
+    shift: u32,
+    /// Odd multiplier of the key hash, drawn from the seed.
+    mult: u64,
     wheel: Vec<u32>,
     cur: u32,
     started: bool,
@@ -526,21 +538,17 @@ pub struct ConnTable {
 }
 
 #[inline]
-fn hash32(key: &FlowKey, seed: u64) -> u32 {
+fn hash32(key: &FlowKey, mult: u64) -> u32 {
     let (a, b) = key.packed();
-    hash32_packed(a, b, seed)
+    hash32_word(FlowKey::table_word(a, b), mult)
 }
 
-/// [`hash32`] of the key packed as `(a, b)` ([`FlowKey::packed`]).
+/// The index hash of a key folded by [`FlowKey::table_word`]: the high half of the
+/// multiply-shift product, its lowest bit set so that it is never 0 (the index slot is
+/// taken from the top bits, at most 31 of them, which the lowest bit never reaches).
 #[inline(always)]
-fn hash32_packed(a: u64, b: u64, seed: u64) -> u32 {
-    let h = FlowKey::table_hash_packed(a, b, seed);
-    let v = (h ^ (h >> 32)) as u32;
-    if v == 0 {
-        1
-    } else {
-        v
-    }
+fn hash32_word(word: u64, mult: u64) -> u32 {
+    ((FlowKey::table_hash_mul(word, mult) >> 32) as u32) | 1
 }
 
 impl ConnTable {
@@ -554,7 +562,8 @@ impl ConnTable {
             free: NIL,
             index: vec![Slot::default(); slots],
             mask: slots - 1,
-            seed,
+            shift: 32 - slots.trailing_zeros(),
+            mult: FlowKey::table_multiplier(seed),
             wheel: vec![NIL; WHEEL_SIZE],
             cur: 0,
             started: false,
@@ -639,11 +648,59 @@ impl ConnTable {
         Some((ConnId(ent >> 1), dir, c))
     }
 
+    /// The established fast path's lookup of a TCP segment from the words it reads off
+    /// the wire: `a` = source address << 32 | destination address, `ports` = source
+    /// port << 16 | destination port (host order). Returns the index word (entry
+    /// number << 1 | 1 for the outbound key) and the entry, mutable so that its
+    /// deadline is refreshed in place ([`Conn::refresh`]). Finds exactly what
+    /// [`lookup_conn`](Self::lookup_conn) finds for the TCP key.
+    #[inline(always)]
+    pub(crate) fn lookup_tcp(&mut self, a: u64, ports: u32) -> Option<(u32, &mut Conn)> {
+        let proto = u64::from(crate::flow::PROTO_TCP);
+        let b = (u64::from(ports) << 16) | proto;
+        // `FlowKey::table_word(a, b)`, from the words at hand.
+        let h = hash32_word(a ^ u64::from(ports) ^ (proto << 8), self.mult);
+        let mut pos = (h >> self.shift) as usize;
+        let ent = loop {
+            let s = *self.index.get(pos)?;
+            if s.hash == 0 {
+                return None;
+            }
+            if s.hash == h {
+                let c = self.entries.get((s.ent >> 1) as usize)?;
+                let k = if s.ent & 1 == 0 {
+                    c.in_key()
+                } else {
+                    c.out_key()
+                };
+                if k.packed() == (a, b) {
+                    break s.ent;
+                }
+            }
+            pos = (pos + 1) & self.mask;
+        };
+        let c = self
+            .entries
+            .get_mut((ent >> 1) as usize)
+            .filter(|c| c.flags & flags::FREE == 0)?;
+        Some((ent, c))
+    }
+
+    /// Re-links entry `id` after [`Conn::refresh`] asked for it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn relink(&mut self, id: u32, d: u32) {
+        if self.get(ConnId(id)).is_some() {
+            self.unlink(id);
+            self.link(id, d);
+        }
+    }
+
     #[inline(always)]
     fn find(&self, key: &FlowKey) -> Option<u32> {
         let (a, b) = key.packed();
-        let h = hash32_packed(a, b, self.seed);
-        let mut pos = h as usize & self.mask;
+        let h = hash32_word(FlowKey::table_word(a, b), self.mult);
+        let mut pos = (h >> self.shift) as usize;
         loop {
             let s = self.index.get(pos)?;
             if s.hash == 0 {
@@ -665,8 +722,8 @@ impl ConnTable {
     }
 
     fn index_insert(&mut self, key: &FlowKey, ent: u32) {
-        let h = hash32(key, self.seed);
-        let mut pos = h as usize & self.mask;
+        let h = hash32(key, self.mult);
+        let mut pos = (h >> self.shift) as usize;
         // Never full: at most 2 keys per entry, 4 slots per entry.
         while let Some(s) = self.index.get_mut(pos) {
             if s.hash == 0 {
@@ -678,8 +735,8 @@ impl ConnTable {
     }
 
     fn index_remove(&mut self, key: &FlowKey, ent: u32) {
-        let h = hash32(key, self.seed);
-        let mut pos = h as usize & self.mask;
+        let h = hash32(key, self.mult);
+        let mut pos = (h >> self.shift) as usize;
         loop {
             match self.index.get(pos) {
                 Some(s) if s.hash == 0 => return,
@@ -698,7 +755,7 @@ impl ConnTable {
                 Some(s) if s.hash != 0 => *s,
                 _ => break,
             };
-            let home = s.hash as usize & self.mask;
+            let home = (s.hash >> self.shift) as usize;
             let dist_j = j.wrapping_sub(home) & self.mask;
             let dist_hole = hole.wrapping_sub(home) & self.mask;
             if dist_hole < dist_j {

@@ -58,10 +58,10 @@ impl FlowKey {
         mix64(a ^ seed) ^ mix64(b.wrapping_add(seed.rotate_left(17)))
     }
 
-    /// A cheaper seeded 64-bit hash of the whole tuple for the connection table: two
-    /// multiplications by odd constants (a multiply-xorshift in the style of
-    /// Fibonacci hashing), the ports and protocol folded in between, the high half
-    /// folded into the low one (the table takes the low bits).
+    /// The connection table's hash of the tuple: one multiplication of the tuple folded
+    /// into a word ([`table_word`](Self::table_word)) by a random odd multiplier drawn
+    /// from `seed` ([`table_multiplier`](Self::table_multiplier)); the table takes the
+    /// high bits of the product (multiply-shift, see `table_hash_mul`).
     #[inline]
     pub fn table_hash(&self, seed: u64) -> u64 {
         let (a, b) = self.packed();
@@ -84,9 +84,35 @@ impl FlowKey {
     /// words are `(a, b)`.
     #[inline(always)]
     pub fn table_hash_packed(a: u64, b: u64, seed: u64) -> u64 {
-        let h = (a ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b ^ seed.rotate_left(29);
-        let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^ (h >> 32)
+        Self::table_hash_mul(Self::table_word(a, b), Self::table_multiplier(seed))
+    }
+
+    /// The packed tuple folded into one word: the source address in the high half, the
+    /// destination address xor (source port << 16 | destination port) xor (protocol
+    /// << 8) in the low one. For a given destination address and port (one service, or
+    /// one local address and port) the fold is injective in everything a client chooses
+    /// (source address, source port, protocol): they occupy disjoint bits.
+    #[inline(always)]
+    pub fn table_word(a: u64, b: u64) -> u64 {
+        a ^ (b >> 16) ^ ((b & 0xff) << 8)
+    }
+
+    /// The odd multiplier of [`table_hash_mul`](Self::table_hash_mul) for `seed` (a
+    /// worker's random seed).
+    #[inline]
+    pub fn table_multiplier(seed: u64) -> u64 {
+        mix64(seed ^ 0x6a09_e667_f3bc_c909) | 1
+    }
+
+    /// Multiply-shift (Dietzfelbinger et al. 1997): `word × mult` mod 2^64, whose high
+    /// bits the table uses (its slot is the top bits of the high half). With `mult` a
+    /// random odd number unknown to the sender, two different words land in the same
+    /// slot of a 2^l-slot table with probability at most 2 / 2^l, whatever words a
+    /// sender picks, so a flood of chosen tuples cannot pile up on one slot more than
+    /// random traffic does.
+    #[inline(always)]
+    pub fn table_hash_mul(word: u64, mult: u64) -> u64 {
+        word.wrapping_mul(mult)
     }
 
     /// A symmetric-agnostic flow hash for ECMP next-hop selection (direction matters).

@@ -831,7 +831,7 @@ impl Worker {
         // `start + len` is within the buffer (`Frame` keeps it so), hence so is the head.
         let head = f.buf.get_mut(f.start..f.start + HDR)?;
         let h: &mut [u8; HDR] = head.try_into().ok()?;
-        let key = {
+        let (a, ports) = {
             // Only ACK among SYN/FIN/RST/ACK (checked first: SYN floods leave here).
             if h[47] & 0x17 != 0x10 {
                 return None;
@@ -853,15 +853,15 @@ impl Worker {
             if !f.ip_csum_ok && !ip_header_ok(h) {
                 return None;
             }
-            FlowKey {
-                saddr: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
-                daddr: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
-                sport: u16::from_be_bytes([h[34], h[35]]),
-                dport: u16::from_be_bytes([h[36], h[37]]),
-                proto: PROTO_TCP,
-            }
+            // The key as the table packs it: addresses, then ports.
+            (
+                u64::from_be_bytes([h[26], h[27], h[28], h[29], h[30], h[31], h[32], h[33]]),
+                u32::from_be_bytes([h[34], h[35], h[36], h[37]]),
+            )
         };
-        let (id, dir, c) = self.conns.lookup_conn(&key)?;
+        let (ent, c) = self.conns.lookup_tcp(a, ports)?;
+        let id = ent >> 1;
+        let inbound = ent & 1 == 0;
         // Read again rather than kept across the lookup (fewer values live in it).
         let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
         let doff = h[46] >> 4;
@@ -878,7 +878,6 @@ impl Worker {
         if fs.svc != c.svc {
             return None;
         }
-        let inbound = dir == Dir::In;
         // Inbound: the client address delivery is done (TOA sent, no PROXY header);
         // outbound: server segments of SYN-proxied connections pass the ACK-storm check.
         let blocked = if inbound {
@@ -889,12 +888,10 @@ impl Worker {
         if blocked != 0 {
             return None;
         }
-        // Committed: from here on the frame is ours.
-        let deadline = if fs.est_ticks == 0 {
-            est_deadline
-        } else {
-            self.conns.deadline_at(now_ticks, fs.est_ticks)
-        };
+        // Committed: from here on the frame is ours. The deadline is refreshed in place
+        // (a service's own established timeout, rare, once the entry is released).
+        let est_ticks = fs.est_ticks;
+        let relink = est_ticks == 0 && c.refresh(est_deadline);
         let len = total as u64;
         for st in [&fs.svc_stats, &fs.rs_stats] {
             if inbound {
@@ -930,7 +927,11 @@ impl Worker {
             );
             c.caddr
         };
-        self.conns.touch_deadline(id, deadline);
+        if est_ticks != 0 {
+            self.conns.touch_ticks(ConnId(id), now_ticks, est_ticks);
+        } else if relink {
+            self.conns.relink(id, est_deadline);
+        }
         let slot = &self.route_cache[crate::flow::hash_32(next, 8) as usize % ROUTE_CACHE];
         let hit = slot.valid && slot.dst == next;
         if hit {
@@ -943,7 +944,7 @@ impl Worker {
         }
         // Cache miss: the ECMP hash of the rewritten flow, from the entry (still there:
         // it was just found and touched).
-        let hash = self.conns.get(id).map_or(0, |c| {
+        let hash = self.conns.get(ConnId(id)).map_or(0, |c| {
             if inbound { c.out_key() } else { c.in_key() }.ecmp_hash()
         });
         Some(self.route_and_cache(ctx, f, next, hash))
