@@ -341,7 +341,12 @@ pub mod flags {
 }
 
 /// One connection (64 bytes). Addresses and ports in host order.
+///
+/// The layout is fixed (`repr(C)`, no padding): each direction's addresses are one
+/// aligned 8-byte word and its ports one 4-byte word (client, virtual; real server,
+/// local), which the fast-path lookup compares whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct Conn {
     /// Client address.
     pub caddr: u32,
@@ -444,6 +449,28 @@ impl Conn {
     /// Expiry deadline in ticks.
     pub fn deadline_ticks(&self) -> u32 {
         self.deadline
+    }
+
+    /// True for a live TCP entry whose inbound (`out` false) or outbound key has the
+    /// addresses `aw` = source | destination << 32 and the ports `pw` = source |
+    /// destination << 16: the two words as they lie in the entry (one load each).
+    #[inline(always)]
+    pub(crate) fn tcp_key_is(&self, out: bool, aw: u64, pw: u32) -> bool {
+        let (ca, cp) = if out {
+            (
+                u64::from(self.raddr) | (u64::from(self.laddr) << 32),
+                u32::from(self.rport) | (u32::from(self.lport) << 16),
+            )
+        } else {
+            (
+                u64::from(self.caddr) | (u64::from(self.vaddr) << 32),
+                u32::from(self.cport) | (u32::from(self.vport) << 16),
+            )
+        };
+        ca == aw
+            && cp == pw
+            && self.proto == crate::flow::PROTO_TCP
+            && self.flags & flags::FREE == 0
     }
 
     /// Sets the deadline (ticks, from [`ConnTable::deadline_at`]) as
@@ -653,37 +680,53 @@ impl ConnTable {
     /// port << 16 | destination port (host order). Returns the index word (entry
     /// number << 1 | 1 for the outbound key) and the entry, mutable so that its
     /// deadline is refreshed in place ([`Conn::refresh`]). Finds exactly what
-    /// [`lookup_conn`](Self::lookup_conn) finds for the TCP key.
+    /// [`lookup_conn`](Self::lookup_conn) finds for the TCP key. The key's home slot is
+    /// tried inline; probing further (a collision) or a miss is left to a call.
     #[inline(always)]
     pub(crate) fn lookup_tcp(&mut self, a: u64, ports: u32) -> Option<(u32, &mut Conn)> {
-        let proto = u64::from(crate::flow::PROTO_TCP);
-        let b = (u64::from(ports) << 16) | proto;
         // `FlowKey::table_word(a, b)`, from the words at hand.
-        let h = hash32_word(a ^ u64::from(ports) ^ (proto << 8), self.mult);
-        let mut pos = (h >> self.shift) as usize;
-        let ent = loop {
-            let s = *self.index.get(pos)?;
+        let h = hash32_word(
+            a ^ u64::from(ports) ^ (u64::from(crate::flow::PROTO_TCP) << 8),
+            self.mult,
+        );
+        let pos = (h >> self.shift) as usize;
+        // The key as the entry holds it (see `Conn::tcp_key_is`).
+        let (aw, pw) = (a.rotate_left(32), ports.rotate_left(16));
+        let ent = match self.index.get(pos) {
+            Some(s)
+                if s.hash == h
+                    && self
+                        .entries
+                        .get((s.ent >> 1) as usize)
+                        .is_some_and(|c| c.tcp_key_is(s.ent & 1 != 0, aw, pw)) =>
+            {
+                s.ent
+            }
+            _ => self.probe_tcp(pos, h, aw, pw)?,
+        };
+        let c = self.entries.get_mut((ent >> 1) as usize)?;
+        Some((ent, c))
+    }
+
+    /// [`lookup_tcp`](Self::lookup_tcp) past the home slot `pos` (which may be empty).
+    #[cold]
+    #[inline(never)]
+    fn probe_tcp(&self, mut pos: usize, h: u32, aw: u64, pw: u32) -> Option<u32> {
+        loop {
+            let s = self.index.get(pos)?;
             if s.hash == 0 {
                 return None;
             }
-            if s.hash == h {
-                let c = self.entries.get((s.ent >> 1) as usize)?;
-                let k = if s.ent & 1 == 0 {
-                    c.in_key()
-                } else {
-                    c.out_key()
-                };
-                if k.packed() == (a, b) {
-                    break s.ent;
-                }
+            if s.hash == h
+                && self
+                    .entries
+                    .get((s.ent >> 1) as usize)
+                    .is_some_and(|c| c.tcp_key_is(s.ent & 1 != 0, aw, pw))
+            {
+                return Some(s.ent);
             }
             pos = (pos + 1) & self.mask;
-        };
-        let c = self
-            .entries
-            .get_mut((ent >> 1) as usize)
-            .filter(|c| c.flags & flags::FREE == 0)?;
-        Some((ent, c))
+        }
     }
 
     /// Re-links entry `id` after [`Conn::refresh`] asked for it.
