@@ -679,9 +679,9 @@ impl ConnTable {
     /// the wire: `a` = source address << 32 | destination address, `ports` = source
     /// port << 16 | destination port (host order). Returns the index word (entry
     /// number << 1 | 1 for the outbound key) and the entry, mutable so that its
-    /// deadline is refreshed in place ([`Conn::refresh`]). Finds exactly what
-    /// [`lookup_conn`](Self::lookup_conn) finds for the TCP key. The key's home slot is
-    /// tried inline; probing further (a collision) or a miss is left to a call.
+    /// deadline is refreshed in place ([`Conn::refresh`]). Finds what
+    /// [`lookup_conn`](Self::lookup_conn) finds for the TCP key, or `None` (never another
+    /// entry). The key's home slot is tried inline; probing further is left to a call.
     #[inline(always)]
     pub(crate) fn lookup_tcp(&mut self, a: u64, ports: u32) -> Option<(u32, &mut Conn)> {
         // `FlowKey::table_word(a, b)`, from the words at hand.
@@ -693,22 +693,18 @@ impl ConnTable {
         // The key as the entry holds it (see `Conn::tcp_key_is`).
         let (aw, pw) = (a.rotate_left(32), ports.rotate_left(16));
         let ent = match self.index.get(pos) {
-            Some(s)
-                if s.hash == h
-                    && self
-                        .entries
-                        .get((s.ent >> 1) as usize)
-                        .is_some_and(|c| c.tcp_key_is(s.ent & 1 != 0, aw, pw)) =>
-            {
-                s.ent
-            }
+            Some(s) if s.hash == h => s.ent,
             _ => self.probe_tcp(pos, h, aw, pw)?,
         };
+        // A home slot with the same 32-bit hash but another key (a full-hash collision,
+        // chance 2^-31 per probe) answers `None` here: the caller's general path then
+        // finds the entry further on.
         let c = self.entries.get_mut((ent >> 1) as usize)?;
-        Some((ent, c))
+        c.tcp_key_is(ent & 1 != 0, aw, pw).then_some((ent, c))
     }
 
-    /// [`lookup_tcp`](Self::lookup_tcp) past the home slot `pos` (which may be empty).
+    /// [`lookup_tcp`](Self::lookup_tcp) when the home slot `pos` holds another hash
+    /// (or none): the probe goes on from there.
     #[cold]
     #[inline(never)]
     fn probe_tcp(&self, mut pos: usize, h: u32, aw: u64, pw: u32) -> Option<u32> {

@@ -401,7 +401,9 @@ pub struct Worker {
     /// [`RouteSlot`]); valid for `route_fib` and until the neighbor table changes.
     route_cache: Box<[RouteSlot; ROUTE_CACHE]>,
     route_fib: Option<Arc<Fib>>,
-    /// Each port's MAC as [`mac_word`] packs it (the fast path's destination check).
+    /// Each port's MAC as [`mac_word`] packs it, shifted left by 16 bits: the first 8
+    /// bytes of a frame to it read natively and shifted the same way (the fast path's
+    /// destination check).
     port_macs: Box<[u64]>,
     /// SYN proxy ACK-storm state of recent connections (see [`StormSlot`]).
     storm: Box<[StormSlot; STORM_SLOTS]>,
@@ -466,11 +468,11 @@ fn header_sum_ok(h: &[u8]) -> bool {
     !h.is_empty() && acc == 0xffff
 }
 
-/// A MAC address as one word (native order, two high bytes zero), to compare a frame's
-/// destination with one instruction.
+/// A MAC address as one word (little-endian, two high bytes zero), to compare a
+/// frame's destination with one instruction.
 #[inline(always)]
 fn mac_word(m: &[u8; 6]) -> u64 {
-    u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
+    u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
 }
 
 /// Folds a 64-bit ones'-complement accumulator to 16 bits; the same value as
@@ -578,7 +580,7 @@ impl Worker {
             cookies: SynCookies::new(crate::flow::mix64(cfg.seed ^ SYN_SECRET_SALT)),
             route_cache: Box::new([RouteSlot::default(); ROUTE_CACHE]),
             route_fib: None,
-            port_macs: cfg.ports.iter().map(|p| mac_word(&p.mac)).collect(),
+            port_macs: cfg.ports.iter().map(|p| mac_word(&p.mac) << 16).collect(),
             storm: Box::new(
                 [StormSlot {
                     conn: NO_CONN,
@@ -841,7 +843,8 @@ impl Worker {
             let be = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
             if be(12) & 0xffff_ff00 != 0x0800_4500
                 || be(20) & 0x3fff_00ff != u32::from(PROTO_TCP)
-                || mac_word(&[h[0], h[1], h[2], h[3], h[4], h[5]]) != mine
+                || u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) << 16
+                    != mine
             {
                 return None;
             }
