@@ -891,10 +891,11 @@ impl Worker {
         if blocked != 0 {
             return None;
         }
-        // Committed: from here on the frame is ours. The deadline is refreshed in place
-        // (a service's own established timeout, rare, once the entry is released).
+        // Committed: from here on the frame is ours. The deadline is refreshed in place;
+        // a service's own established timeout (rare) replaces it once the entry is
+        // released, and so does a re-link when the deadline moved earlier.
         let est_ticks = fs.est_ticks;
-        let relink = est_ticks == 0 && c.refresh(est_deadline);
+        let fixup = c.refresh(est_deadline) | (est_ticks != 0);
         let len = total as u64;
         for st in [&fs.svc_stats, &fs.rs_stats] {
             if inbound {
@@ -930,10 +931,8 @@ impl Worker {
             );
             c.caddr
         };
-        if est_ticks != 0 {
-            self.conns.touch_ticks(ConnId(id), now_ticks, est_ticks);
-        } else if relink {
-            self.conns.relink(id, est_deadline);
+        if fixup {
+            self.fast_deadline_fixup(id, now_ticks, est_deadline, est_ticks);
         }
         let slot = &self.route_cache[crate::flow::hash_32(next, 8) as usize % ROUTE_CACHE];
         let hit = slot.valid && slot.dst == next;
@@ -951,6 +950,18 @@ impl Worker {
             if inbound { c.out_key() } else { c.in_key() }.ecmp_hash()
         });
         Some(self.route_and_cache(ctx, f, next, hash))
+    }
+
+    /// The fast path's deadline when [`Conn::refresh`] was not the whole story: the
+    /// service's own established timeout (`est_ticks` non-zero), or a re-link.
+    #[cold]
+    #[inline(never)]
+    fn fast_deadline_fixup(&mut self, id: u32, now_ticks: u32, est_deadline: u32, est_ticks: u32) {
+        if est_ticks != 0 {
+            self.conns.touch_ticks(ConnId(id), now_ticks, est_ticks);
+        } else {
+            self.conns.relink(id, est_deadline);
+        }
     }
 
     /// [`route`](Self::route), remembering a single-path next hop with a known MAC.
