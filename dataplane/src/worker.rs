@@ -831,8 +831,7 @@ impl Worker {
             return None;
         }
         // `start + len` is within the buffer (`Frame` keeps it so), hence so is the head.
-        let head = f.buf.get_mut(f.start..f.start + HDR)?;
-        let h: &mut [u8; HDR] = head.try_into().ok()?;
+        let h: &mut [u8; HDR] = f.buf.get_mut(f.start..)?.first_chunk_mut()?;
         let (a, ports) = {
             // Only ACK among SYN/FIN/RST/ACK (checked first: SYN floods leave here).
             if h[47] & 0x17 != 0x10 {
