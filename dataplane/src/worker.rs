@@ -411,6 +411,9 @@ pub struct Worker {
     held: Vec<HeldData>,
     /// `SYNPROXY_HELD` buffers of `SYNPROXY_HELD_MAX` bytes for `held`.
     held_bytes: Vec<u8>,
+    /// Frames the fast path took (tests check which path a frame went).
+    #[cfg(test)]
+    fast_hits: u64,
 }
 
 /// Last server ACK of one SYN-proxied connection (DPVS `last_seq`, `last_ack_seq`,
@@ -600,6 +603,8 @@ impl Worker {
                 SYNPROXY_HELD
             ],
             held_bytes: vec![0; SYNPROXY_HELD * SYNPROXY_HELD_MAX],
+            #[cfg(test)]
+            fast_hits: 0,
             cfg,
         }
     }
@@ -893,6 +898,10 @@ impl Worker {
         // Committed: from here on the frame is ours. The deadline is refreshed in place;
         // a service's own established timeout (rare) replaces it once the entry is
         // released, and so does a re-link when the deadline moved earlier.
+        #[cfg(test)]
+        {
+            self.fast_hits += 1;
+        }
         let est_ticks = fs.est_ticks;
         let fixup = c.refresh(est_deadline) | (est_ticks != 0);
         let len = total as u64;
