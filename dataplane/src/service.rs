@@ -656,11 +656,12 @@ impl ServiceTable {
     }
 
     /// Rebuilds the fast-path table from the services: at least twice as many slots
-    /// as servers (a power of two), grown while live ids collide (up to eight times).
+    /// as servers (a power of two), grown while live ids collide (up to eight times as
+    /// many, or 256 slots).
     fn fast_rebuild(&mut self) {
         let servers: usize = self.iter().map(|s| s.servers.len()).sum();
         let mut size = (servers * 2).max(16).next_power_of_two();
-        let limit = (servers * 8).max(16).next_power_of_two();
+        let limit = (servers * 8).max(256).next_power_of_two();
         loop {
             let mask = size - 1;
             let mut used = vec![false; size];
@@ -1059,6 +1060,102 @@ mod tests {
             .expect("rs");
         }
         t
+    }
+
+    /// Checks the fast-path table against the services: every occupied slot describes
+    /// a live server of a live service (its own and the service's counters, the
+    /// service's client-address policy and timeout); returns how many live servers
+    /// have no slot (displaced by a colliding id).
+    fn check_fast(t: &ServiceTable) -> usize {
+        for f in t.fast.iter().filter(|f| f.rs != 0) {
+            let s = t.get(f.svc).expect("slot of a live service");
+            assert!(Arc::ptr_eq(&f.svc_stats, s.stats()));
+            assert!(Arc::ptr_eq(
+                &f.rs_stats,
+                s.rs_stats(f.rs).expect("live server")
+            ));
+            let need = match s.config().client_addr {
+                ClientAddr::None => 0,
+                ClientAddr::Toa => crate::conn::flags::CLIENT_ADDR_SENT,
+                _ => FAST_NEVER,
+            };
+            assert_eq!(f.need_in, need);
+            let est = s
+                .config()
+                .est_timeout
+                .map_or(0, |d| crate::conn::ticks(d).max(1));
+            assert_eq!(f.est_ticks, est);
+        }
+        let mut missing = 0;
+        for s in t.iter() {
+            for v in s.servers() {
+                match t.fast_slot(v.id) {
+                    Some(f) => assert_eq!(f.svc, s.id()),
+                    None => missing += 1,
+                }
+            }
+        }
+        missing
+    }
+
+    #[test]
+    fn fast_slots_follow_every_service_and_server_change() {
+        let keys: Vec<ServiceKey> = (0..4)
+            .map(|i| ServiceKey::new(PROTO_TCP, Ipv4Addr::new(100, 96, 122, 210), 80 + i))
+            .collect();
+        let mut t = ServiceTable::new(0, 1);
+        let mut rng = crate::flow::XorShift64::new(11);
+        let mut slotted = 0;
+        for _ in 0..3000 {
+            let k = keys[rng.below(4) as usize];
+            let addr = Ipv4Addr::new(192, 168, 7, rng.below(48) as u8);
+            let cfg = ServiceConfig {
+                client_addr: match rng.below(3) {
+                    0 => ClientAddr::None,
+                    1 => ClientAddr::Toa,
+                    _ => ClientAddr::ProxyV2,
+                },
+                est_timeout: (rng.below(2) == 0).then(|| Duration::from_millis(rng.below(5000))),
+                ..Default::default()
+            };
+            let _ = match rng.below(10) {
+                0 => t.add_service(k, cfg, Arc::default()).map(|_| ()),
+                1 => t.delete_service(k),
+                2 => t.edit_service(k, cfg),
+                3..=6 => t
+                    .add_server(k, RealServerConfig::new(addr, 80, 1), Arc::default())
+                    .map(|_| ()),
+                _ => t.delete_server(k, addr, 80),
+            };
+            // Ids handed out in a row never collide in a table twice their number.
+            assert_eq!(check_fast(&t), 0);
+            slotted += t.fast.iter().filter(|f| f.rs != 0).count();
+        }
+        assert!(slotted > 3000, "{slotted}");
+    }
+
+    #[test]
+    fn colliding_server_ids_grow_the_fast_table() {
+        let mut t = table(SchedKind::Rr, &[1]);
+        let first = t.by_key(key()).expect("svc").servers()[0].id;
+        let size = t.fast.len();
+        // Burn ids on another service until the next one lands on `first`'s slot.
+        let other = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(100, 96, 122, 211), 80);
+        t.add_service(other, ServiceConfig::default(), Arc::default())
+            .expect("other");
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        while (t.next_rs_id as usize) % size != first as usize % size {
+            t.add_server(other, RealServerConfig::new(a, 80, 1), Arc::default())
+                .expect("burn");
+            t.delete_server(other, a, 80).expect("burn");
+        }
+        let second = t
+            .add_server(other, RealServerConfig::new(a, 80, 1), Arc::default())
+            .expect("collider");
+        assert_eq!(second as usize % size, first as usize % size);
+        assert!(t.fast.len() > size, "the table grew");
+        assert_eq!(check_fast(&t), 0);
+        assert!(t.fast_slot(first).is_some() && t.fast_slot(second).is_some());
     }
 
     #[test]
