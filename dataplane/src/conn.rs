@@ -684,14 +684,15 @@ impl ConnTable {
     /// entry). The key's home slot is tried inline; probing further is left to a call.
     #[inline(always)]
     pub(crate) fn lookup_tcp(&mut self, a: u64, ports: u32) -> Option<(u32, &mut Conn)> {
-        // `FlowKey::table_word(a, b)`, from the words at hand.
+        // The key as the entry holds it (see `Conn::tcp_key_is`).
+        let (aw, pw) = (a.rotate_left(32), ports.rotate_left(16));
+        // `FlowKey::table_word(a, b)`, from the words at hand (`pw` is destination
+        // port << 16 | source port).
         let h = hash32_word(
-            a ^ u64::from(ports) ^ (u64::from(crate::flow::PROTO_TCP) << 8),
+            a ^ u64::from(pw) ^ (u64::from(crate::flow::PROTO_TCP) << 56),
             self.mult,
         );
         let pos = (h >> self.shift) as usize;
-        // The key as the entry holds it (see `Conn::tcp_key_is`).
-        let (aw, pw) = (a.rotate_left(32), ports.rotate_left(16));
         let ent = match self.index.get(pos) {
             Some(s) if s.hash == h => s.ent,
             _ => self.probe_tcp(pos, h, aw, pw)?,
@@ -1305,6 +1306,93 @@ mod tests {
         assert_eq!(t.insert(nc(4), s(0)), Err(ConnError::Full));
         assert_eq!(t.stats().refused_full, 2);
         assert_eq!(t.len(), 3);
+    }
+
+    /// The fast path's lookup from wire words finds what `lookup_conn` finds (entry and
+    /// direction) for TCP keys, nothing for others, at the index's fullest (home slots
+    /// taken by other keys: probing) and after removals (backward shifts).
+    #[test]
+    fn lookup_tcp_finds_what_lookup_conn_finds() {
+        let mut t = ConnTable::new(512, 9);
+        let mut rng = crate::flow::XorShift64::new(3);
+        let mut keys = Vec::new();
+        for i in 0..512u32 {
+            let mut n = nc(rng.next_u64() as u32 % 100_000);
+            if i % 5 == 0 {
+                // UDP entries with the same tuples as TCP ones could have.
+                n.in_key.proto = crate::flow::PROTO_UDP;
+            }
+            keys.push(n.in_key);
+            keys.push(FlowKey {
+                proto: n.in_key.proto,
+                ..n.out_key
+            });
+            let _ = t.insert(n, s(0));
+        }
+        for i in 0..200 {
+            keys.push(nc(100_000 + i).in_key); // never inserted
+        }
+        let words = |k: &FlowKey| {
+            (
+                (u64::from(k.saddr) << 32) | u64::from(k.daddr),
+                (u32::from(k.sport) << 16) | u32::from(k.dport),
+            )
+        };
+        let mut displaced = 0;
+        for round in 0..2 {
+            for k in &keys {
+                let tcp = FlowKey {
+                    proto: PROTO_TCP,
+                    ..*k
+                };
+                let want = t.lookup_conn(&tcp).map(|(id, dir, _)| (id, dir));
+                let (a, p) = words(k);
+                let got = t.lookup_tcp(a, p).map(|(ent, c)| {
+                    assert_eq!(c.proto, PROTO_TCP);
+                    let dir = if ent & 1 == 0 { Dir::In } else { Dir::Out };
+                    (ConnId(ent >> 1), dir)
+                });
+                assert_eq!(got, want, "{k:?}");
+                if want.is_some() {
+                    let h = hash32(&tcp, t.mult);
+                    let home = t.index[(h >> t.shift) as usize];
+                    displaced += usize::from(home.hash != h);
+                }
+            }
+            if round == 0 {
+                // Remove every other entry, then look everything up again.
+                let ids: Vec<ConnId> = t.iter().map(|(id, _)| id).step_by(2).collect();
+                for id in ids {
+                    t.remove(id).expect("present");
+                }
+            }
+        }
+        assert!(displaced > 20, "probing exercised: {displaced}");
+    }
+
+    #[test]
+    fn refresh_in_place_and_relink_expire_like_touch() {
+        let mut t = ConnTable::new(16, 1);
+        let n = nc(1);
+        let id = t.insert(n, s(0)).expect("insert");
+        let _ = t.expire(s(0), |_| {});
+        let (a, p) = (
+            (u64::from(n.in_key.saddr) << 32) | u64::from(n.in_key.daddr),
+            (u32::from(n.in_key.sport) << 16) | u32::from(n.in_key.dport),
+        );
+        // Later: one store, no re-link.
+        let later = t.deadline_at(ticks(s(0)), ticks(s(100)));
+        let (_, c) = t.lookup_tcp(a, p).expect("found");
+        assert!(!c.refresh(later));
+        assert_eq!(t.get(id).map(Conn::deadline_ticks), Some(later));
+        // Earlier than armed: re-linked, and it expires then.
+        let sooner = t.deadline_at(ticks(s(0)), ticks(s(2)));
+        let (_, c) = t.lookup_tcp(a, p).expect("found");
+        assert!(c.refresh(sooner));
+        t.relink(id.0, sooner);
+        assert_eq!(t.expire(s(1), |_| {}), 0);
+        assert_eq!(t.expire(s(3), |_| {}), 1);
+        assert!(t.lookup_tcp(a, p).is_none());
     }
 
     #[test]

@@ -87,14 +87,17 @@ impl FlowKey {
         Self::table_hash_mul(Self::table_word(a, b), Self::table_multiplier(seed))
     }
 
-    /// The packed tuple folded into one word: the source address in the high half, the
-    /// destination address xor (source port << 16 | destination port) xor (protocol
-    /// << 8) in the low one. For a given destination address and port (one service, or
-    /// one local address and port) the fold is injective in everything a client chooses
-    /// (source address, source port, protocol): they occupy disjoint bits.
+    /// The packed tuple folded into one word: source address << 32 | destination
+    /// address, xor destination port << 16 | source port, xor protocol << 56. For one
+    /// service (destination address, port and protocol fixed) the fold is injective in
+    /// what a client chooses, its source address and port (disjoint bits); for the
+    /// replies of one real server (source address, port and protocol fixed) it is
+    /// injective in the local address and port as long as the local addresses share
+    /// their first 16 bits (the address's low half and the port occupy disjoint bits).
+    /// Different protocols can share a word, at most one key per protocol.
     #[inline(always)]
     pub fn table_word(a: u64, b: u64) -> u64 {
-        a ^ (b >> 16) ^ ((b & 0xff) << 8)
+        a ^ (b >> 32) ^ (b & 0xffff_0000) ^ ((b & 0xff) << 56)
     }
 
     /// The odd multiplier of [`table_hash_mul`](Self::table_hash_mul) for `seed` (a
@@ -242,6 +245,50 @@ mod tests {
         assert_ne!(k.table_hash(1), k.reversed().table_hash(1));
         assert_ne!(k.table_hash(1), k.table_hash(2));
         assert_ne!(k.table_hash(1), FlowKey { sport: 1001, ..k }.table_hash(1));
+    }
+
+    #[test]
+    fn table_words_do_not_collide_for_one_service_or_one_server() {
+        use std::collections::HashSet;
+        let word = |k: &FlowKey| {
+            let (a, b) = k.packed();
+            FlowKey::table_word(a, b)
+        };
+        // Replies of four real servers to 64 local addresses x 1075 local ports.
+        let mut seen = HashSet::new();
+        for rs in 0..4u32 {
+            for lip in 0..64u32 {
+                for lport in (0..65536u32).step_by(61) {
+                    let k = FlowKey {
+                        saddr: 0xc0a8_070a + rs,
+                        daddr: 0xc0a8_0800 + lip,
+                        sport: 80,
+                        dport: lport as u16,
+                        proto: PROTO_TCP,
+                    };
+                    assert!(seen.insert(word(&k)), "{k:?}");
+                }
+            }
+        }
+        // Clients of one service: addresses x source ports, TCP and UDP.
+        let mut seen = HashSet::new();
+        for c in 0..2048u32 {
+            for sport in (1024..65536u32).step_by(512) {
+                for proto in [PROTO_TCP, PROTO_UDP] {
+                    let k = FlowKey {
+                        saddr: c.wrapping_mul(0x9e37_79b9),
+                        daddr: 0x6460_7ad2,
+                        sport: sport as u16,
+                        dport: 80,
+                        proto,
+                    };
+                    assert!(seen.insert(word(&k)), "{k:?}");
+                }
+            }
+        }
+        // The multiplier is odd and depends on the seed.
+        assert_eq!(FlowKey::table_multiplier(1) & 1, 1);
+        assert_ne!(FlowKey::table_multiplier(1), FlowKey::table_multiplier(2));
     }
 
     #[test]
