@@ -4,7 +4,10 @@
 //! (linear probing, backward-shift deletion, 8-byte slots holding a 32-bit hash and the
 //! entry number with its direction) finds one entry from both directions: the inbound
 //! tuple client→VIP and the outbound tuple RS→LIP (FullNAT) or RS→client (NAT). The index
-//! has 4 slots per entry of capacity, so it stays at most half full.
+//! has 4 slots per entry of capacity, so it stays at most half full. A key is hashed by
+//! one multiplication (multiply-shift) of its tuple folded into a word
+//! ([`FlowKey::table_word`]) by an odd multiplier drawn from the table's seed; its home
+//! slot is the top bits of the product, which every bit of the word reaches.
 //!
 //! Expiry uses a hashed timer wheel (Varghese & Lauck, scheme 6) of 100 ms ticks: each
 //! entry is linked into the slot of the tick at which it is armed; refreshing a connection

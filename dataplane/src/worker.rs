@@ -10,10 +10,16 @@
 //! with a [`DropReason`] counted per reason. Nothing allocates or locks per packet.
 //!
 //! Established fast path: a pure ACK / data segment of an established FullNAT
-//! connection is recognised from fixed offsets of an option-less IPv4 header, rewritten
-//! with one fused RFC 1624 update per checksum and sent to a next hop taken from a small
-//! per-worker cache (single-path routes with a resolved neighbor; emptied when the FIB
-//! is swapped or the neighbor table changes). Worker counters are added once per burst.
+//! connection is recognised from fixed offsets of an option-less IPv4 header, looked up
+//! from the wire words of its tuple (home index slot inline, probing in a call), checked
+//! against its real server's slot in a per-worker table direct-mapped by server id (the
+//! service's client-address policy and timeout, both counters: no service lookup),
+//! rewritten with one fused RFC 1624 update per checksum and sent to a next hop taken
+//! from a small per-worker cache (single-path routes with a resolved neighbor; emptied
+//! when the FIB is swapped or the neighbor table changes). A burst's consecutive
+//! fast-path frames run in one loop; the first frame it declines goes through the
+//! general path before the loop resumes, so frames are handled in order. Worker
+//! counters are added once per burst.
 //! Its IPv4 header checksum check is skipped only for frames whose
 //! [`Frame::ip_csum_ok`] the receive path set (the NIC verified it); by default it is
 //! verified in software, and the general path always verifies. Anything else — or any check that fails — goes through the general path above, which
@@ -914,8 +920,7 @@ impl Worker {
                 st.bytes_out.add(len);
             }
         }
-        // Rewritten straight from the entry, one copy per direction, before the entry is
-        // touched (nothing but `next` stays live across it).
+        // Rewritten straight from the entry, one copy per direction.
         let next = if inbound {
             rewrite_fixed(
                 h,
