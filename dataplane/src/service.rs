@@ -600,7 +600,9 @@ pub(crate) const FAST_NEVER: u8 = 0x80;
 /// simply leaves its packets to the general path, which counts them the usual way.
 #[derive(Debug, Clone)]
 pub(crate) struct RsFast {
-    /// Server id, 0 when the slot is empty (ids are never 0).
+    /// Server id. An empty slot at index `i` holds `!i`, an id whose own slot is
+    /// another one (`!i & mask` = `mask - i` ≠ `i`), so no id ever matches it — not
+    /// even 0, which entries without a server carry.
     pub(crate) rs: u32,
     /// Its service.
     pub(crate) svc: u16,
@@ -644,9 +646,14 @@ impl ServiceTable {
         }
     }
 
-    fn fast_empty(&self) -> RsFast {
+    /// True when slot `i` of a table with `mask` holds a server.
+    fn fast_used(f: &RsFast, i: usize, mask: usize) -> bool {
+        f.rs as usize & mask == i
+    }
+
+    fn fast_empty(&self, i: usize) -> RsFast {
         RsFast {
-            rs: 0,
+            rs: !(i as u32),
             svc: 0,
             need_in: FAST_NEVER,
             est_ticks: 0,
@@ -674,13 +681,13 @@ impl ServiceTable {
             }
             size *= 2;
         }
-        let empty = self.fast_empty();
-        let mut fast = vec![empty; size];
+        let mut fast: Vec<RsFast> = (0..size).map(|i| self.fast_empty(i)).collect();
         let mask = size - 1;
         for s in self.services.iter().flatten() {
             for (v, r) in s.views.iter().zip(&s.servers) {
-                if let Some(slot) = fast.get_mut(v.id as usize & mask) {
-                    if slot.rs == 0 {
+                let i = v.id as usize & mask;
+                if let Some(slot) = fast.get_mut(i) {
+                    if !Self::fast_used(slot, i, mask) {
                         *slot = Self::fast_fill(&s.cfg, s.id, &s.stats, v.id, &r.stats);
                     }
                 }
@@ -693,7 +700,11 @@ impl ServiceTable {
     fn fast_add(&mut self, svc: u16, rs: u32) {
         let servers: usize = self.iter().map(|s| s.servers.len()).sum();
         let mask = self.fast.len().wrapping_sub(1);
-        let free = self.fast.get(rs as usize & mask).is_some_and(|f| f.rs == 0);
+        let i = rs as usize & mask;
+        let free = self
+            .fast
+            .get(i)
+            .is_some_and(|f| !Self::fast_used(f, i, mask));
         if !free || servers * 2 > self.fast.len() {
             self.fast_rebuild();
             return;
@@ -702,7 +713,7 @@ impl ServiceTable {
         let Some(p) = s.pos(rs) else { return };
         let Some(r) = s.servers.get(p) else { return };
         let slot = Self::fast_fill(&s.cfg, svc, &s.stats, rs, &r.stats);
-        if let Some(f) = self.fast.get_mut(rs as usize & mask) {
+        if let Some(f) = self.fast.get_mut(i) {
             *f = slot;
         }
     }
@@ -1067,7 +1078,11 @@ mod tests {
     /// service's client-address policy and timeout); returns how many live servers
     /// have no slot (displaced by a colliding id).
     fn check_fast(t: &ServiceTable) -> usize {
-        for f in t.fast.iter().filter(|f| f.rs != 0) {
+        let mask = t.fast.len().wrapping_sub(1);
+        for (i, f) in t.fast.iter().enumerate() {
+            if !ServiceTable::fast_used(f, i, mask) {
+                continue;
+            }
             let s = t.get(f.svc).expect("slot of a live service");
             assert!(Arc::ptr_eq(&f.svc_stats, s.stats()));
             assert!(Arc::ptr_eq(
@@ -1129,7 +1144,12 @@ mod tests {
             };
             // Ids handed out in a row never collide in a table twice their number.
             assert_eq!(check_fast(&t), 0);
-            slotted += t.fast.iter().filter(|f| f.rs != 0).count();
+            // Entries without a server (id 0) never find a slot.
+            assert!(t.fast_slot(0).is_none());
+            let mask = t.fast.len().wrapping_sub(1);
+            slotted += (t.fast.iter().enumerate())
+                .filter(|(i, f)| ServiceTable::fast_used(f, *i, mask))
+                .count();
         }
         assert!(slotted > 3000, "{slotted}");
     }

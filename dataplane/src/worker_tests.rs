@@ -2709,3 +2709,55 @@ fn fast_path_equals_the_general_path_across_service_and_server_changes() {
         assert!(!step(&mut fast, &mut general, 9, 1, &server_data(5016)));
     }
 }
+
+#[test]
+fn entries_without_a_server_are_counted_as_on_the_general_path() {
+    // An established FullNAT entry whose server id is 0 (no server): its segments must
+    // count on the service only, as the general path does, never on an empty slot.
+    let mut fast = lab(Forward::FullNat, ClientAddr::None);
+    let mut general = lab(Forward::FullNat, ClientAddr::None);
+    let svc = fast.svc;
+    let id = fast.w.services().by_key(svc).expect("svc").id();
+    for l in [&mut fast, &mut general] {
+        let n = NewConn {
+            in_key: FlowKey::new(6, Ipv4Addr::from(CLIENT), 41000, Ipv4Addr::from(VIP), 80),
+            out_key: FlowKey::new(6, Ipv4Addr::from(RS), 80, Ipv4Addr::from(LIP), 2000),
+            index_out: true,
+            svc: id,
+            rs: 0,
+            mode: Forward::FullNat as u8,
+            state: TcpState::Established,
+            flags: 0,
+            timeout: s(100),
+            template: None,
+        };
+        l.w.conns.insert(n, s(1)).expect("entry");
+    }
+    let reply = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, LIP, 6),
+        80,
+        2000,
+        7000,
+        1000,
+        PSH | ACK,
+        &[],
+        b"data",
+    );
+    for _ in 0..2 {
+        let a = run(&mut fast.w, s(2), 1, &reply);
+        let b = run_general(&mut general.w, s(2), 1, &reply);
+        assert_eq!(a, b);
+        assert_eq!(observable(&fast.w, svc), observable(&general.w, svc));
+    }
+    let st = fast
+        .w
+        .services()
+        .by_key(svc)
+        .expect("svc")
+        .stats()
+        .pkts_out
+        .get();
+    assert_eq!(st, 2);
+}
