@@ -4,7 +4,10 @@
 //! (linear probing, backward-shift deletion, 8-byte slots holding a 32-bit hash and the
 //! entry number with its direction) finds one entry from both directions: the inbound
 //! tuple client→VIP and the outbound tuple RS→LIP (FullNAT) or RS→client (NAT). The index
-//! has 4 slots per entry of capacity, so it stays at most half full.
+//! has 4 slots per entry of capacity, so it stays at most half full. A key is hashed by
+//! one multiplication (multiply-shift) of its tuple folded into a word
+//! ([`FlowKey::table_word`]) by an odd multiplier drawn from the table's seed; its home
+//! slot is the top bits of the product, which every bit of the word reaches.
 //!
 //! Expiry uses a hashed timer wheel (Varghese & Lauck, scheme 6) of 100 ms ticks: each
 //! entry is linked into the slot of the tick at which it is armed; refreshing a connection
@@ -341,7 +344,12 @@ pub mod flags {
 }
 
 /// One connection (64 bytes). Addresses and ports in host order.
+///
+/// The layout is fixed (`repr(C)`, no padding): each direction's addresses are one
+/// aligned 8-byte word and its ports one 4-byte word (client, virtual; real server,
+/// local), which the fast-path lookup compares whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct Conn {
     /// Client address.
     pub caddr: u32,
@@ -445,6 +453,37 @@ impl Conn {
     pub fn deadline_ticks(&self) -> u32 {
         self.deadline
     }
+
+    /// True for a live TCP entry whose inbound (`out` false) or outbound key has the
+    /// addresses `aw` = source | destination << 32 and the ports `pw` = source |
+    /// destination << 16: the two words as they lie in the entry (one load each).
+    #[inline(always)]
+    pub(crate) fn tcp_key_is(&self, out: bool, aw: u64, pw: u32) -> bool {
+        let (ca, cp) = if out {
+            (
+                u64::from(self.raddr) | (u64::from(self.laddr) << 32),
+                u32::from(self.rport) | (u32::from(self.lport) << 16),
+            )
+        } else {
+            (
+                u64::from(self.caddr) | (u64::from(self.vaddr) << 32),
+                u32::from(self.cport) | (u32::from(self.vport) << 16),
+            )
+        };
+        ca == aw
+            && cp == pw
+            && self.proto == crate::flow::PROTO_TCP
+            && self.flags & flags::FREE == 0
+    }
+
+    /// Sets the deadline (ticks, from [`ConnTable::deadline_at`]) as
+    /// [`ConnTable::touch_deadline`] does; true when it is earlier than the wheel slot
+    /// the entry is linked in, and [`ConnTable::relink`] must follow.
+    #[inline(always)]
+    pub(crate) fn refresh(&mut self, d: u32) -> bool {
+        self.deadline = d;
+        d < self.armed
+    }
 }
 
 /// What a new connection is made of.
@@ -516,7 +555,10 @@ pub struct ConnTable {
     free: u32,
     index: Vec<Slot>,
     mask: usize,
-    seed: u64,
+    /// The index slot of a hash is its top bits: `hash >> shift`.
+    shift: u32,
+    /// Odd multiplier of the key hash, drawn from the seed.
+    mult: u64,
     wheel: Vec<u32>,
     cur: u32,
     started: bool,
@@ -526,21 +568,17 @@ pub struct ConnTable {
 }
 
 #[inline]
-fn hash32(key: &FlowKey, seed: u64) -> u32 {
+fn hash32(key: &FlowKey, mult: u64) -> u32 {
     let (a, b) = key.packed();
-    hash32_packed(a, b, seed)
+    hash32_word(FlowKey::table_word(a, b), mult)
 }
 
-/// [`hash32`] of the key packed as `(a, b)` ([`FlowKey::packed`]).
+/// The index hash of a key folded by [`FlowKey::table_word`]: the high half of the
+/// multiply-shift product, its lowest bit set so that it is never 0 (the index slot is
+/// taken from the top bits, at most 31 of them, which the lowest bit never reaches).
 #[inline(always)]
-fn hash32_packed(a: u64, b: u64, seed: u64) -> u32 {
-    let h = FlowKey::table_hash_packed(a, b, seed);
-    let v = (h ^ (h >> 32)) as u32;
-    if v == 0 {
-        1
-    } else {
-        v
-    }
+fn hash32_word(word: u64, mult: u64) -> u32 {
+    ((FlowKey::table_hash_mul(word, mult) >> 32) as u32) | 1
 }
 
 impl ConnTable {
@@ -554,7 +592,8 @@ impl ConnTable {
             free: NIL,
             index: vec![Slot::default(); slots],
             mask: slots - 1,
-            seed,
+            shift: 32 - slots.trailing_zeros(),
+            mult: FlowKey::table_multiplier(seed),
             wheel: vec![NIL; WHEEL_SIZE],
             cur: 0,
             started: false,
@@ -639,11 +678,72 @@ impl ConnTable {
         Some((ConnId(ent >> 1), dir, c))
     }
 
+    /// The established fast path's lookup of a TCP segment from the words it reads off
+    /// the wire: `a` = source address << 32 | destination address, `ports` = source
+    /// port << 16 | destination port (host order). Returns the index word (entry
+    /// number << 1 | 1 for the outbound key) and the entry, mutable so that its
+    /// deadline is refreshed in place ([`Conn::refresh`]). Finds what
+    /// [`lookup_conn`](Self::lookup_conn) finds for the TCP key, or `None` (never another
+    /// entry). The key's home slot is tried inline; probing further is left to a call.
+    #[inline(always)]
+    pub(crate) fn lookup_tcp(&mut self, a: u64, ports: u32) -> Option<(u32, &mut Conn)> {
+        // The key as the entry holds it (see `Conn::tcp_key_is`).
+        let (aw, pw) = (a.rotate_left(32), ports.rotate_left(16));
+        // `FlowKey::table_word(a, b)`, from the words at hand (`pw` is destination
+        // port << 16 | source port).
+        let h = hash32_word(
+            a ^ u64::from(pw) ^ (u64::from(crate::flow::PROTO_TCP) << 56),
+            self.mult,
+        );
+        let pos = (h >> self.shift) as usize;
+        let ent = match self.index.get(pos) {
+            Some(s) if s.hash == h => s.ent,
+            _ => self.probe_tcp(pos, h, aw, pw)?,
+        };
+        // A home slot with the same 32-bit hash but another key (a full-hash collision,
+        // chance 2^-31 per probe) answers `None` here: the caller's general path then
+        // finds the entry further on.
+        let c = self.entries.get_mut((ent >> 1) as usize)?;
+        c.tcp_key_is(ent & 1 != 0, aw, pw).then_some((ent, c))
+    }
+
+    /// [`lookup_tcp`](Self::lookup_tcp) when the home slot `pos` holds another hash
+    /// (or none): the probe goes on from there.
+    #[cold]
+    #[inline(never)]
+    fn probe_tcp(&self, mut pos: usize, h: u32, aw: u64, pw: u32) -> Option<u32> {
+        loop {
+            let s = self.index.get(pos)?;
+            if s.hash == 0 {
+                return None;
+            }
+            if s.hash == h
+                && self
+                    .entries
+                    .get((s.ent >> 1) as usize)
+                    .is_some_and(|c| c.tcp_key_is(s.ent & 1 != 0, aw, pw))
+            {
+                return Some(s.ent);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Re-links entry `id` after [`Conn::refresh`] asked for it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn relink(&mut self, id: u32, d: u32) {
+        if self.get(ConnId(id)).is_some() {
+            self.unlink(id);
+            self.link(id, d);
+        }
+    }
+
     #[inline(always)]
     fn find(&self, key: &FlowKey) -> Option<u32> {
         let (a, b) = key.packed();
-        let h = hash32_packed(a, b, self.seed);
-        let mut pos = h as usize & self.mask;
+        let h = hash32_word(FlowKey::table_word(a, b), self.mult);
+        let mut pos = (h >> self.shift) as usize;
         loop {
             let s = self.index.get(pos)?;
             if s.hash == 0 {
@@ -665,8 +765,8 @@ impl ConnTable {
     }
 
     fn index_insert(&mut self, key: &FlowKey, ent: u32) {
-        let h = hash32(key, self.seed);
-        let mut pos = h as usize & self.mask;
+        let h = hash32(key, self.mult);
+        let mut pos = (h >> self.shift) as usize;
         // Never full: at most 2 keys per entry, 4 slots per entry.
         while let Some(s) = self.index.get_mut(pos) {
             if s.hash == 0 {
@@ -678,8 +778,8 @@ impl ConnTable {
     }
 
     fn index_remove(&mut self, key: &FlowKey, ent: u32) {
-        let h = hash32(key, self.seed);
-        let mut pos = h as usize & self.mask;
+        let h = hash32(key, self.mult);
+        let mut pos = (h >> self.shift) as usize;
         loop {
             match self.index.get(pos) {
                 Some(s) if s.hash == 0 => return,
@@ -698,7 +798,7 @@ impl ConnTable {
                 Some(s) if s.hash != 0 => *s,
                 _ => break,
             };
-            let home = s.hash as usize & self.mask;
+            let home = (s.hash >> self.shift) as usize;
             let dist_j = j.wrapping_sub(home) & self.mask;
             let dist_hole = hole.wrapping_sub(home) & self.mask;
             if dist_hole < dist_j {
@@ -1209,6 +1309,93 @@ mod tests {
         assert_eq!(t.insert(nc(4), s(0)), Err(ConnError::Full));
         assert_eq!(t.stats().refused_full, 2);
         assert_eq!(t.len(), 3);
+    }
+
+    /// The fast path's lookup from wire words finds what `lookup_conn` finds (entry and
+    /// direction) for TCP keys, nothing for others, at the index's fullest (home slots
+    /// taken by other keys: probing) and after removals (backward shifts).
+    #[test]
+    fn lookup_tcp_finds_what_lookup_conn_finds() {
+        let mut t = ConnTable::new(512, 9);
+        let mut rng = crate::flow::XorShift64::new(3);
+        let mut keys = Vec::new();
+        for i in 0..512u32 {
+            let mut n = nc(rng.next_u64() as u32 % 100_000);
+            if i % 5 == 0 {
+                // UDP entries with the same tuples as TCP ones could have.
+                n.in_key.proto = crate::flow::PROTO_UDP;
+            }
+            keys.push(n.in_key);
+            keys.push(FlowKey {
+                proto: n.in_key.proto,
+                ..n.out_key
+            });
+            let _ = t.insert(n, s(0));
+        }
+        for i in 0..200 {
+            keys.push(nc(100_000 + i).in_key); // never inserted
+        }
+        let words = |k: &FlowKey| {
+            (
+                (u64::from(k.saddr) << 32) | u64::from(k.daddr),
+                (u32::from(k.sport) << 16) | u32::from(k.dport),
+            )
+        };
+        let mut displaced = 0;
+        for round in 0..2 {
+            for k in &keys {
+                let tcp = FlowKey {
+                    proto: PROTO_TCP,
+                    ..*k
+                };
+                let want = t.lookup_conn(&tcp).map(|(id, dir, _)| (id, dir));
+                let (a, p) = words(k);
+                let got = t.lookup_tcp(a, p).map(|(ent, c)| {
+                    assert_eq!(c.proto, PROTO_TCP);
+                    let dir = if ent & 1 == 0 { Dir::In } else { Dir::Out };
+                    (ConnId(ent >> 1), dir)
+                });
+                assert_eq!(got, want, "{k:?}");
+                if want.is_some() {
+                    let h = hash32(&tcp, t.mult);
+                    let home = t.index[(h >> t.shift) as usize];
+                    displaced += usize::from(home.hash != h);
+                }
+            }
+            if round == 0 {
+                // Remove every other entry, then look everything up again.
+                let ids: Vec<ConnId> = t.iter().map(|(id, _)| id).step_by(2).collect();
+                for id in ids {
+                    t.remove(id).expect("present");
+                }
+            }
+        }
+        assert!(displaced > 20, "probing exercised: {displaced}");
+    }
+
+    #[test]
+    fn refresh_in_place_and_relink_expire_like_touch() {
+        let mut t = ConnTable::new(16, 1);
+        let n = nc(1);
+        let id = t.insert(n, s(0)).expect("insert");
+        let _ = t.expire(s(0), |_| {});
+        let (a, p) = (
+            (u64::from(n.in_key.saddr) << 32) | u64::from(n.in_key.daddr),
+            (u32::from(n.in_key.sport) << 16) | u32::from(n.in_key.dport),
+        );
+        // Later: one store, no re-link.
+        let later = t.deadline_at(ticks(s(0)), ticks(s(100)));
+        let (_, c) = t.lookup_tcp(a, p).expect("found");
+        assert!(!c.refresh(later));
+        assert_eq!(t.get(id).map(Conn::deadline_ticks), Some(later));
+        // Earlier than armed: re-linked, and it expires then.
+        let sooner = t.deadline_at(ticks(s(0)), ticks(s(2)));
+        let (_, c) = t.lookup_tcp(a, p).expect("found");
+        assert!(c.refresh(sooner));
+        t.relink(id.0, sooner);
+        assert_eq!(t.expire(s(1), |_| {}), 0);
+        assert_eq!(t.expire(s(3), |_| {}), 1);
+        assert!(t.lookup_tcp(a, p).is_none());
     }
 
     #[test]

@@ -58,10 +58,10 @@ impl FlowKey {
         mix64(a ^ seed) ^ mix64(b.wrapping_add(seed.rotate_left(17)))
     }
 
-    /// A cheaper seeded 64-bit hash of the whole tuple for the connection table: two
-    /// multiplications by odd constants (a multiply-xorshift in the style of
-    /// Fibonacci hashing), the ports and protocol folded in between, the high half
-    /// folded into the low one (the table takes the low bits).
+    /// The connection table's hash of the tuple: one multiplication of the tuple folded
+    /// into a word ([`table_word`](Self::table_word)) by a random odd multiplier drawn
+    /// from `seed` ([`table_multiplier`](Self::table_multiplier)); the table takes the
+    /// high bits of the product (multiply-shift, see `table_hash_mul`).
     #[inline]
     pub fn table_hash(&self, seed: u64) -> u64 {
         let (a, b) = self.packed();
@@ -84,9 +84,38 @@ impl FlowKey {
     /// words are `(a, b)`.
     #[inline(always)]
     pub fn table_hash_packed(a: u64, b: u64, seed: u64) -> u64 {
-        let h = (a ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b ^ seed.rotate_left(29);
-        let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^ (h >> 32)
+        Self::table_hash_mul(Self::table_word(a, b), Self::table_multiplier(seed))
+    }
+
+    /// The packed tuple folded into one word: source address << 32 | destination
+    /// address, xor destination port << 16 | source port, xor protocol << 56. For one
+    /// service (destination address, port and protocol fixed) the fold is injective in
+    /// what a client chooses, its source address and port (disjoint bits); for the
+    /// replies of one real server (source address, port and protocol fixed) it is
+    /// injective in the local address and port as long as the local addresses share
+    /// their first 16 bits (the address's low half and the port occupy disjoint bits).
+    /// Different protocols can share a word, at most one key per protocol.
+    #[inline(always)]
+    pub fn table_word(a: u64, b: u64) -> u64 {
+        a ^ (b >> 32) ^ (b & 0xffff_0000) ^ ((b & 0xff) << 56)
+    }
+
+    /// The odd multiplier of [`table_hash_mul`](Self::table_hash_mul) for `seed` (a
+    /// worker's random seed).
+    #[inline]
+    pub fn table_multiplier(seed: u64) -> u64 {
+        mix64(seed ^ 0x6a09_e667_f3bc_c909) | 1
+    }
+
+    /// Multiply-shift (Dietzfelbinger et al. 1997): `word × mult` mod 2^64, whose high
+    /// bits the table uses (its slot is the top bits of the high half). With `mult` a
+    /// random odd number unknown to the sender, two different words land in the same
+    /// slot of a 2^l-slot table with probability at most 2 / 2^l, whatever words a
+    /// sender picks, so a flood of chosen tuples cannot pile up on one slot more than
+    /// random traffic does.
+    #[inline(always)]
+    pub fn table_hash_mul(word: u64, mult: u64) -> u64 {
+        word.wrapping_mul(mult)
     }
 
     /// A symmetric-agnostic flow hash for ECMP next-hop selection (direction matters).
@@ -216,6 +245,50 @@ mod tests {
         assert_ne!(k.table_hash(1), k.reversed().table_hash(1));
         assert_ne!(k.table_hash(1), k.table_hash(2));
         assert_ne!(k.table_hash(1), FlowKey { sport: 1001, ..k }.table_hash(1));
+    }
+
+    #[test]
+    fn table_words_do_not_collide_for_one_service_or_one_server() {
+        use std::collections::HashSet;
+        let word = |k: &FlowKey| {
+            let (a, b) = k.packed();
+            FlowKey::table_word(a, b)
+        };
+        // Replies of four real servers to 64 local addresses x 1075 local ports.
+        let mut seen = HashSet::new();
+        for rs in 0..4u32 {
+            for lip in 0..64u32 {
+                for lport in (0..65536u32).step_by(61) {
+                    let k = FlowKey {
+                        saddr: 0xc0a8_070a + rs,
+                        daddr: 0xc0a8_0800 + lip,
+                        sport: 80,
+                        dport: lport as u16,
+                        proto: PROTO_TCP,
+                    };
+                    assert!(seen.insert(word(&k)), "{k:?}");
+                }
+            }
+        }
+        // Clients of one service: addresses x source ports, TCP and UDP.
+        let mut seen = HashSet::new();
+        for c in 0..2048u32 {
+            for sport in (1024..65536u32).step_by(512) {
+                for proto in [PROTO_TCP, PROTO_UDP] {
+                    let k = FlowKey {
+                        saddr: c.wrapping_mul(0x9e37_79b9),
+                        daddr: 0x6460_7ad2,
+                        sport: sport as u16,
+                        dport: 80,
+                        proto,
+                    };
+                    assert!(seen.insert(word(&k)), "{k:?}");
+                }
+            }
+        }
+        // The multiplier is odd and depends on the seed.
+        assert_eq!(FlowKey::table_multiplier(1) & 1, 1);
+        assert_ne!(FlowKey::table_multiplier(1), FlowKey::table_multiplier(2));
     }
 
     #[test]

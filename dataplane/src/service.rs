@@ -581,9 +581,143 @@ pub struct ServiceTable {
     /// (its local-address pool, its counts): the slot's generation ends with its last
     /// connection.
     live: Vec<u32>,
+    /// The established fast path's view of every real server (see [`RsFast`]),
+    /// direct-mapped by server id.
+    fast: Vec<RsFast>,
+    /// Shared by the empty slots of `fast`.
+    no_stats: Arc<Stats>,
+}
+
+/// [`RsFast::need_in`] of a service whose inbound segments never take the fast path
+/// (PROXY protocol): a flag no live entry carries (`conn::flags::FREE`).
+pub(crate) const FAST_NEVER: u8 = 0x80;
+
+/// What the established fast path needs of one real server and its service, in one
+/// slot of a per-worker table direct-mapped by server id (ids are handed out in a row
+/// per worker, so live servers rarely share a slot): found from the connection entry's
+/// `rs` alone, with no service lookup, no id search and no `Option`s. A slot holds at
+/// most one server; a server without a slot (deleted, or displaced by a colliding id)
+/// simply leaves its packets to the general path, which counts them the usual way.
+#[derive(Debug, Clone)]
+pub(crate) struct RsFast {
+    /// Server id. An empty slot at index `i` holds `!i`, an id whose own slot is
+    /// another one (`!i & mask` = `mask - i` ≠ `i`), so no id ever matches it — not
+    /// even 0, which entries without a server carry.
+    pub(crate) rs: u32,
+    /// Its service.
+    pub(crate) svc: u16,
+    /// Entry flags an inbound segment needs to take the fast path: 0 without client
+    /// address delivery, `CLIENT_ADDR_SENT` with TOA, [`FAST_NEVER`] with PROXY.
+    pub(crate) need_in: u8,
+    /// The service's own established timeout in ticks (at least 1), 0 for the global one.
+    pub(crate) est_ticks: u32,
+    /// The service's counters.
+    pub(crate) svc_stats: Arc<Stats>,
+    /// The server's counters.
+    pub(crate) rs_stats: Arc<Stats>,
 }
 
 impl ServiceTable {
+    /// The fast-path slot of server `rs` when it has one (`rs` and `svc` match).
+    #[inline(always)]
+    pub(crate) fn fast_slot(&self, rs: u32) -> Option<&RsFast> {
+        let mask = self.fast.len().wrapping_sub(1);
+        self.fast.get(rs as usize & mask).filter(|f| f.rs == rs)
+    }
+
+    fn fast_fill(
+        cfg: &ServiceConfig,
+        svc: u16,
+        svc_stats: &Arc<Stats>,
+        rs: u32,
+        rs_stats: &Arc<Stats>,
+    ) -> RsFast {
+        RsFast {
+            rs,
+            svc,
+            need_in: match cfg.client_addr {
+                ClientAddr::None => 0,
+                ClientAddr::Toa => crate::conn::flags::CLIENT_ADDR_SENT,
+                ClientAddr::ProxyV1 | ClientAddr::ProxyV2 => FAST_NEVER,
+            },
+            est_ticks: cfg.est_timeout.map_or(0, |t| crate::conn::ticks(t).max(1)),
+            svc_stats: Arc::clone(svc_stats),
+            rs_stats: Arc::clone(rs_stats),
+        }
+    }
+
+    /// True when slot `i` of a table with `mask` holds a server.
+    fn fast_used(f: &RsFast, i: usize, mask: usize) -> bool {
+        f.rs as usize & mask == i
+    }
+
+    fn fast_empty(&self, i: usize) -> RsFast {
+        RsFast {
+            rs: !(i as u32),
+            svc: 0,
+            need_in: FAST_NEVER,
+            est_ticks: 0,
+            svc_stats: Arc::clone(&self.no_stats),
+            rs_stats: Arc::clone(&self.no_stats),
+        }
+    }
+
+    /// Rebuilds the fast-path table from the services: at least twice as many slots
+    /// as servers (a power of two), grown while live ids collide (up to eight times as
+    /// many, or 256 slots).
+    fn fast_rebuild(&mut self) {
+        let servers: usize = self.iter().map(|s| s.servers.len()).sum();
+        let mut size = (servers * 2).max(16).next_power_of_two();
+        let limit = (servers * 8).max(256).next_power_of_two();
+        loop {
+            let mask = size - 1;
+            let mut used = vec![false; size];
+            let collide = self.iter().flat_map(|s| s.views.iter()).any(|v| {
+                let u = &mut used[v.id as usize & mask];
+                std::mem::replace(u, true)
+            });
+            if !collide || size >= limit {
+                break;
+            }
+            size *= 2;
+        }
+        let mut fast: Vec<RsFast> = (0..size).map(|i| self.fast_empty(i)).collect();
+        let mask = size - 1;
+        for s in self.services.iter().flatten() {
+            for (v, r) in s.views.iter().zip(&s.servers) {
+                let i = v.id as usize & mask;
+                if let Some(slot) = fast.get_mut(i) {
+                    if !Self::fast_used(slot, i, mask) {
+                        *slot = Self::fast_fill(&s.cfg, s.id, &s.stats, v.id, &r.stats);
+                    }
+                }
+            }
+        }
+        self.fast = fast;
+    }
+
+    /// Records server `rs` of service `svc` in the fast-path table (a new server).
+    fn fast_add(&mut self, svc: u16, rs: u32) {
+        let servers: usize = self.iter().map(|s| s.servers.len()).sum();
+        let mask = self.fast.len().wrapping_sub(1);
+        let i = rs as usize & mask;
+        let free = self
+            .fast
+            .get(i)
+            .is_some_and(|f| !Self::fast_used(f, i, mask));
+        if !free || servers * 2 > self.fast.len() {
+            self.fast_rebuild();
+            return;
+        }
+        let Some(s) = self.get(svc) else { return };
+        let Some(p) = s.pos(rs) else { return };
+        let Some(r) = s.servers.get(p) else { return };
+        let slot = Self::fast_fill(&s.cfg, svc, &s.stats, rs, &r.stats);
+        if let Some(f) = self.fast.get_mut(i) {
+            *f = slot;
+        }
+    }
+
     /// An empty table for worker `worker` of `workers`.
     pub fn new(worker: u16, workers: u16) -> Self {
         ServiceTable {
@@ -594,6 +728,8 @@ impl ServiceTable {
             vips: HashMap::default(),
             next_rs_id: 1,
             live: Vec::new(),
+            fast: Vec::new(),
+            no_stats: Arc::default(),
         }
     }
 
@@ -721,6 +857,7 @@ impl ServiceTable {
                 .rebuilt(&cfg.local_addrs, cfg.lport_range, worker, workers);
         }
         s.cfg = cfg;
+        self.fast_rebuild();
         Ok(())
     }
 
@@ -736,6 +873,7 @@ impl ServiceTable {
                 self.vips.remove(&key.vaddr);
             }
         }
+        self.fast_rebuild();
         Ok(())
     }
 
@@ -764,7 +902,9 @@ impl ServiceTable {
         });
         s.servers.push(RealServer { cfg, stats });
         s.rebuild();
+        let svc = s.id;
         self.next_rs_id = self.next_rs_id.wrapping_add(1).max(1);
+        self.fast_add(svc, id);
         Ok(id)
     }
 
@@ -803,6 +943,7 @@ impl ServiceTable {
         s.views.remove(p);
         s.servers.remove(p);
         s.rebuild();
+        self.fast_rebuild();
         Ok(())
     }
 
@@ -930,6 +1071,111 @@ mod tests {
             .expect("rs");
         }
         t
+    }
+
+    /// Checks the fast-path table against the services: every occupied slot describes
+    /// a live server of a live service (its own and the service's counters, the
+    /// service's client-address policy and timeout); returns how many live servers
+    /// have no slot (displaced by a colliding id).
+    fn check_fast(t: &ServiceTable) -> usize {
+        let mask = t.fast.len().wrapping_sub(1);
+        for (i, f) in t.fast.iter().enumerate() {
+            if !ServiceTable::fast_used(f, i, mask) {
+                continue;
+            }
+            let s = t.get(f.svc).expect("slot of a live service");
+            assert!(Arc::ptr_eq(&f.svc_stats, s.stats()));
+            assert!(Arc::ptr_eq(
+                &f.rs_stats,
+                s.rs_stats(f.rs).expect("live server")
+            ));
+            let need = match s.config().client_addr {
+                ClientAddr::None => 0,
+                ClientAddr::Toa => crate::conn::flags::CLIENT_ADDR_SENT,
+                _ => FAST_NEVER,
+            };
+            assert_eq!(f.need_in, need);
+            let est = s
+                .config()
+                .est_timeout
+                .map_or(0, |d| crate::conn::ticks(d).max(1));
+            assert_eq!(f.est_ticks, est);
+        }
+        let mut missing = 0;
+        for s in t.iter() {
+            for v in s.servers() {
+                match t.fast_slot(v.id) {
+                    Some(f) => assert_eq!(f.svc, s.id()),
+                    None => missing += 1,
+                }
+            }
+        }
+        missing
+    }
+
+    #[test]
+    fn fast_slots_follow_every_service_and_server_change() {
+        let keys: Vec<ServiceKey> = (0..4)
+            .map(|i| ServiceKey::new(PROTO_TCP, Ipv4Addr::new(100, 96, 122, 210), 80 + i))
+            .collect();
+        let mut t = ServiceTable::new(0, 1);
+        let mut rng = crate::flow::XorShift64::new(11);
+        let mut slotted = 0;
+        for _ in 0..3000 {
+            let k = keys[rng.below(4) as usize];
+            let addr = Ipv4Addr::new(192, 168, 7, rng.below(48) as u8);
+            let cfg = ServiceConfig {
+                client_addr: match rng.below(3) {
+                    0 => ClientAddr::None,
+                    1 => ClientAddr::Toa,
+                    _ => ClientAddr::ProxyV2,
+                },
+                est_timeout: (rng.below(2) == 0).then(|| Duration::from_millis(rng.below(5000))),
+                ..Default::default()
+            };
+            let _ = match rng.below(10) {
+                0 => t.add_service(k, cfg, Arc::default()).map(|_| ()),
+                1 => t.delete_service(k),
+                2 => t.edit_service(k, cfg),
+                3..=6 => t
+                    .add_server(k, RealServerConfig::new(addr, 80, 1), Arc::default())
+                    .map(|_| ()),
+                _ => t.delete_server(k, addr, 80),
+            };
+            // Ids handed out in a row never collide in a table twice their number.
+            assert_eq!(check_fast(&t), 0);
+            // Entries without a server (id 0) never find a slot.
+            assert!(t.fast_slot(0).is_none());
+            let mask = t.fast.len().wrapping_sub(1);
+            slotted += (t.fast.iter().enumerate())
+                .filter(|(i, f)| ServiceTable::fast_used(f, *i, mask))
+                .count();
+        }
+        assert!(slotted > 3000, "{slotted}");
+    }
+
+    #[test]
+    fn colliding_server_ids_grow_the_fast_table() {
+        let mut t = table(SchedKind::Rr, &[1]);
+        let first = t.by_key(key()).expect("svc").servers()[0].id;
+        let size = t.fast.len();
+        // Burn ids on another service until the next one lands on `first`'s slot.
+        let other = ServiceKey::new(PROTO_TCP, Ipv4Addr::new(100, 96, 122, 211), 80);
+        t.add_service(other, ServiceConfig::default(), Arc::default())
+            .expect("other");
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        while (t.next_rs_id as usize) % size != first as usize % size {
+            t.add_server(other, RealServerConfig::new(a, 80, 1), Arc::default())
+                .expect("burn");
+            t.delete_server(other, a, 80).expect("burn");
+        }
+        let second = t
+            .add_server(other, RealServerConfig::new(a, 80, 1), Arc::default())
+            .expect("collider");
+        assert_eq!(second as usize % size, first as usize % size);
+        assert!(t.fast.len() > size, "the table grew");
+        assert_eq!(check_fast(&t), 0);
+        assert!(t.fast_slot(first).is_some() && t.fast_slot(second).is_some());
     }
 
     #[test]

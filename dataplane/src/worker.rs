@@ -10,10 +10,16 @@
 //! with a [`DropReason`] counted per reason. Nothing allocates or locks per packet.
 //!
 //! Established fast path: a pure ACK / data segment of an established FullNAT
-//! connection is recognised from fixed offsets of an option-less IPv4 header, rewritten
-//! with one fused RFC 1624 update per checksum and sent to a next hop taken from a small
-//! per-worker cache (single-path routes with a resolved neighbor; emptied when the FIB
-//! is swapped or the neighbor table changes). Worker counters are added once per burst.
+//! connection is recognised from fixed offsets of an option-less IPv4 header, looked up
+//! from the wire words of its tuple (home index slot inline, probing in a call), checked
+//! against its real server's slot in a per-worker table direct-mapped by server id (the
+//! service's client-address policy and timeout, both counters: no service lookup),
+//! rewritten with one fused RFC 1624 update per checksum and sent to a next hop taken
+//! from a small per-worker cache (single-path routes with a resolved neighbor; emptied
+//! when the FIB is swapped or the neighbor table changes). A burst's consecutive
+//! fast-path frames run in one loop; the first frame it declines goes through the
+//! general path before the loop resumes, so frames are handled in order. Worker
+//! counters are added once per burst.
 //! Its IPv4 header checksum check is skipped only for frames whose
 //! [`Frame::ip_csum_ok`] the receive path set (the NIC verified it); by default it is
 //! verified in software, and the general path always verifies. Anything else — or any check that fails — goes through the general path above, which
@@ -401,7 +407,9 @@ pub struct Worker {
     /// [`RouteSlot`]); valid for `route_fib` and until the neighbor table changes.
     route_cache: Box<[RouteSlot; ROUTE_CACHE]>,
     route_fib: Option<Arc<Fib>>,
-    /// Each port's MAC as [`mac_word`] packs it (the fast path's destination check).
+    /// Each port's MAC as [`mac_word`] packs it, shifted left by 16 bits: the first 8
+    /// bytes of a frame to it read natively and shifted the same way (the fast path's
+    /// destination check).
     port_macs: Box<[u64]>,
     /// SYN proxy ACK-storm state of recent connections (see [`StormSlot`]).
     storm: Box<[StormSlot; STORM_SLOTS]>,
@@ -409,6 +417,9 @@ pub struct Worker {
     held: Vec<HeldData>,
     /// `SYNPROXY_HELD` buffers of `SYNPROXY_HELD_MAX` bytes for `held`.
     held_bytes: Vec<u8>,
+    /// Frames the fast path took (tests check which path a frame went).
+    #[cfg(test)]
+    fast_hits: u64,
 }
 
 /// Last server ACK of one SYN-proxied connection (DPVS `last_seq`, `last_ack_seq`,
@@ -466,11 +477,11 @@ fn header_sum_ok(h: &[u8]) -> bool {
     !h.is_empty() && acc == 0xffff
 }
 
-/// A MAC address as one word (native order, two high bytes zero), to compare a frame's
-/// destination with one instruction.
+/// A MAC address as one word (little-endian, two high bytes zero), to compare a
+/// frame's destination with one instruction.
 #[inline(always)]
 fn mac_word(m: &[u8; 6]) -> u64 {
-    u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
+    u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
 }
 
 /// Folds a 64-bit ones'-complement accumulator to 16 bits; the same value as
@@ -578,7 +589,7 @@ impl Worker {
             cookies: SynCookies::new(crate::flow::mix64(cfg.seed ^ SYN_SECRET_SALT)),
             route_cache: Box::new([RouteSlot::default(); ROUTE_CACHE]),
             route_fib: None,
-            port_macs: cfg.ports.iter().map(|p| mac_word(&p.mac)).collect(),
+            port_macs: cfg.ports.iter().map(|p| mac_word(&p.mac) << 16).collect(),
             storm: Box::new(
                 [StormSlot {
                     conn: NO_CONN,
@@ -598,6 +609,8 @@ impl Worker {
                 SYNPROXY_HELD
             ],
             held_bytes: vec![0; SYNPROXY_HELD * SYNPROXY_HELD_MAX],
+            #[cfg(test)]
+            fast_hits: 0,
             cfg,
         }
     }
@@ -723,24 +736,53 @@ impl Worker {
         let est = crate::conn::ticks(self.cfg.timeouts.tcp(TcpState::Established));
         // The wheel does not move during a burst: the default deadline is computed once.
         let est_deadline = self.conns.deadline_at(now_ticks, est);
-        let (mut rx, mut fast) = (0u64, 0u64);
-        for (f, a) in frames.iter_mut().zip(actions.iter_mut()) {
-            rx += 1;
-            *a = match self.fast(&ctx, now_ticks, est_deadline, f) {
+        let n = frames.len().min(actions.len());
+        let (frames, actions) = (&mut frames[..n], &mut actions[..n]);
+        let mut fast = 0u64;
+        let mut i = 0;
+        while i < n {
+            // A run of fast-path frames, up to the first that is not one (order kept).
+            let (done, fwd) = self.fast_run(&ctx, now_ticks, est_deadline, i, frames, actions);
+            fast += fwd;
+            i = done;
+            if let (Some(f), Some(a)) = (frames.get_mut(i), actions.get_mut(i)) {
+                let r = self.frame(&ctx, f);
+                *a = self.count(r);
+            }
+            i += 1;
+        }
+        self.counters.rx.add(n as u64);
+        self.counters.forwarded.add(fast);
+    }
+
+    /// The fast path over `frames[from..]` while it applies: returns the index of the
+    /// first frame it left alone (or the length) and how many it forwarded (counted by
+    /// the caller); other outcomes of fast-path frames are counted here.
+    #[inline(never)]
+    fn fast_run(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now_ticks: u32,
+        est_deadline: u32,
+        from: usize,
+        frames: &mut [Frame<'_>],
+        actions: &mut [Action],
+    ) -> (usize, u64) {
+        let mut fwd = 0u64;
+        let mut i = from;
+        while let (Some(f), Some(a)) = (frames.get_mut(i), actions.get_mut(i)) {
+            *a = match self.fast(ctx, now_ticks, est_deadline, f) {
                 Some(Action::Forward { port }) => {
-                    fast += 1;
+                    fwd += 1;
                     // Rebuilt rather than copied: two stores instead of the whole enum.
                     Action::Forward { port }
                 }
                 Some(r) => self.count(r),
-                None => {
-                    let r = self.frame(&ctx, f);
-                    self.count(r)
-                }
+                None => break,
             };
+            i += 1;
         }
-        self.counters.rx.add(rx);
-        self.counters.forwarded.add(fast);
+        (i, fwd)
     }
 
     /// Processes one frame.
@@ -783,7 +825,7 @@ impl Worker {
     /// it. Checks everything first and returns `None`, with nothing changed, for any
     /// other frame: the general path ([`frame`](Self::frame)) then handles it. The
     /// bytes written and counters moved are the ones the general path would produce.
-    #[inline]
+    #[inline(always)]
     fn fast(
         &mut self,
         ctx: &Ctx<'_>,
@@ -800,9 +842,8 @@ impl Worker {
             return None;
         }
         // `start + len` is within the buffer (`Frame` keeps it so), hence so is the head.
-        let head = f.buf.get_mut(f.start..f.start + HDR)?;
-        let h: &mut [u8; HDR] = head.try_into().ok()?;
-        let key = {
+        let h: &mut [u8; HDR] = f.buf.get_mut(f.start..)?.first_chunk_mut()?;
+        let (a, ports) = {
             // Only ACK among SYN/FIN/RST/ACK (checked first: SYN floods leave here).
             if h[47] & 0x17 != 0x10 {
                 return None;
@@ -812,7 +853,8 @@ impl Worker {
             let be = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
             if be(12) & 0xffff_ff00 != 0x0800_4500
                 || be(20) & 0x3fff_00ff != u32::from(PROTO_TCP)
-                || mac_word(&[h[0], h[1], h[2], h[3], h[4], h[5]]) != mine
+                || u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) << 16
+                    != mine
             {
                 return None;
             }
@@ -824,15 +866,15 @@ impl Worker {
             if !f.ip_csum_ok && !ip_header_ok(h) {
                 return None;
             }
-            FlowKey {
-                saddr: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
-                daddr: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
-                sport: u16::from_be_bytes([h[34], h[35]]),
-                dport: u16::from_be_bytes([h[36], h[37]]),
-                proto: PROTO_TCP,
-            }
+            // The key as the table packs it: addresses, then ports.
+            (
+                u64::from_be_bytes([h[26], h[27], h[28], h[29], h[30], h[31], h[32], h[33]]),
+                u32::from_be_bytes([h[34], h[35], h[36], h[37]]),
+            )
         };
-        let (id, dir, c) = self.conns.lookup_conn(&key)?;
+        let (ent, c) = self.conns.lookup_tcp(a, ports)?;
+        let id = ent >> 1;
+        let inbound = ent & 1 == 0;
         // Read again rather than kept across the lookup (fewer values live in it).
         let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
         let doff = h[46] >> 4;
@@ -843,28 +885,42 @@ impl Worker {
         if (c.syn_delta != 0 || c.proxy_len != 0) && doff != 5 {
             return None;
         }
-        let svc = self.services.get(c.svc)?;
-        let cfg = svc.config();
-        let inbound = dir == Dir::In;
-        // Server segments of SYN-proxied connections pass the ACK-storm check.
-        if !inbound && c.flags & cflags::SYNPROXY != 0 {
+        // The server's fast-path slot: its service's policy and both counters, found
+        // from the entry's server id (none: deleted or displaced, the general path).
+        let fs = self.services.fast_slot(c.rs)?;
+        if fs.svc != c.svc {
             return None;
         }
-        if inbound {
-            match cfg.client_addr {
-                ClientAddr::None => {}
-                ClientAddr::Toa if c.flags & cflags::CLIENT_ADDR_SENT != 0 => {}
-                _ => return None,
+        // Inbound: the client address delivery is done (TOA sent, no PROXY header);
+        // outbound: server segments of SYN-proxied connections pass the ACK-storm check.
+        let blocked = if inbound {
+            (c.flags & fs.need_in) ^ fs.need_in
+        } else {
+            c.flags & cflags::SYNPROXY
+        };
+        if blocked != 0 {
+            return None;
+        }
+        // Committed: from here on the frame is ours. The deadline is refreshed in place;
+        // a service's own established timeout (rare) replaces it once the entry is
+        // released, and so does a re-link when the deadline moved earlier.
+        #[cfg(test)]
+        {
+            self.fast_hits += 1;
+        }
+        let est_ticks = fs.est_ticks;
+        let fixup = c.refresh(est_deadline) | (est_ticks != 0);
+        let len = total as u64;
+        for st in [&fs.svc_stats, &fs.rs_stats] {
+            if inbound {
+                st.pkts_in.add(1);
+                st.bytes_in.add(len);
+            } else {
+                st.pkts_out.add(1);
+                st.bytes_out.add(len);
             }
         }
-        // Committed: from here on the frame is ours.
-        let deadline = match cfg.est_timeout {
-            None => est_deadline,
-            Some(t) => self.conns.deadline_at(now_ticks, crate::conn::ticks(t)),
-        };
-        svc.count_packet(c.rs, inbound, total);
-        // Rewritten straight from the entry, one copy per direction, before the entry is
-        // touched (nothing but `next` stays live across it).
+        // Rewritten straight from the entry, one copy per direction.
         let next = if inbound {
             rewrite_fixed(
                 h,
@@ -888,7 +944,9 @@ impl Worker {
             );
             c.caddr
         };
-        self.conns.touch_deadline(id, deadline);
+        if fixup {
+            self.fast_deadline_fixup(id, now_ticks, est_deadline, est_ticks);
+        }
         let slot = &self.route_cache[crate::flow::hash_32(next, 8) as usize % ROUTE_CACHE];
         let hit = slot.valid && slot.dst == next;
         if hit {
@@ -901,10 +959,22 @@ impl Worker {
         }
         // Cache miss: the ECMP hash of the rewritten flow, from the entry (still there:
         // it was just found and touched).
-        let hash = self.conns.get(id).map_or(0, |c| {
+        let hash = self.conns.get(ConnId(id)).map_or(0, |c| {
             if inbound { c.out_key() } else { c.in_key() }.ecmp_hash()
         });
         Some(self.route_and_cache(ctx, f, next, hash))
+    }
+
+    /// The fast path's deadline when [`Conn::refresh`] was not the whole story: the
+    /// service's own established timeout (`est_ticks` non-zero), or a re-link.
+    #[cold]
+    #[inline(never)]
+    fn fast_deadline_fixup(&mut self, id: u32, now_ticks: u32, est_deadline: u32, est_ticks: u32) {
+        if est_ticks != 0 {
+            self.conns.touch_ticks(ConnId(id), now_ticks, est_ticks);
+        } else {
+            self.conns.relink(id, est_deadline);
+        }
     }
 
     /// [`route`](Self::route), remembering a single-path next hop with a known MAC.

@@ -2546,3 +2546,218 @@ mod fast_rewrite {
         }
     }
 }
+
+/// Runs one frame on `port` through the general path only (what `process_one` does
+/// when the fast path declines): the reference the fast path must reproduce.
+fn run_general(w: &mut Worker, now: Duration, port: u16, bytes: &[u8]) -> (Action, Vec<u8>) {
+    let mut buf = vec![0u8; HEADROOM + bytes.len() + 64];
+    buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+    let mut f = Frame::new(&mut buf, HEADROOM, bytes.len(), port).expect("frame");
+    let handle = Arc::clone(&w.fib);
+    let fib = handle.load();
+    w.check_fib(&fib);
+    let ctx = Ctx { fib: &fib, now };
+    w.counters.rx.add(1);
+    let r = w.frame(&ctx, &mut f);
+    let a = w.count(r);
+    (a, f.data().to_vec())
+}
+
+/// Everything a frame can change that the fast path also changes: worker counters,
+/// service and server counters (by server address), connection states and deadlines.
+fn observable(w: &Worker, svc: ServiceKey) -> Vec<u64> {
+    let c = w.counters();
+    let mut v = vec![c.rx.get(), c.forwarded.get(), c.dropped(), c.pending.get()];
+    if let Some(s) = w.services().by_key(svc) {
+        let st = s.stats();
+        v.extend([
+            st.pkts_in.get(),
+            st.pkts_out.get(),
+            st.bytes_in.get(),
+            st.bytes_out.get(),
+        ]);
+        for rs in s.servers() {
+            let st = s.rs_stats(rs.id).expect("rs stats");
+            v.extend([u64::from(rs.addr), st.pkts_in.get(), st.pkts_out.get()]);
+            v.extend([st.bytes_in.get(), st.bytes_out.get()]);
+        }
+    }
+    for (id, c) in w.conns().iter() {
+        v.extend([
+            u64::from(id.0),
+            u64::from(c.deadline_ticks()),
+            c.state() as u64,
+        ]);
+        v.push(u64::from(c.flags));
+    }
+    v
+}
+
+/// Server → client data segment of the connection `established_fullnat` opens.
+fn server_data(seq: u32) -> Vec<u8> {
+    tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, LIP, 6),
+        80,
+        1025,
+        seq,
+        1006,
+        PSH | ACK,
+        &[],
+        b"world",
+    )
+}
+
+#[test]
+fn fast_path_equals_the_general_path_across_service_and_server_changes() {
+    for client_addr in [ClientAddr::None, ClientAddr::Toa, ClientAddr::ProxyV2] {
+        // Two identical workers: `fast` runs every frame through `process_one` (fast
+        // path first), `general` through the general path only. Each step returns
+        // whether the fast path took the frame.
+        let mut fast = lab(Forward::FullNat, client_addr);
+        let mut general = lab(Forward::FullNat, client_addr);
+        let svc = fast.svc;
+        let data = established_fullnat(&mut fast.w);
+        assert_eq!(established_fullnat(&mut general.w), data);
+        let step = |fast: &mut Lab, general: &mut Lab, now: u64, port: u16, bytes: &[u8]| {
+            let hits = fast.w.fast_hits;
+            let a = run(&mut fast.w, s(now), port, bytes);
+            let b = run_general(&mut general.w, s(now), port, bytes);
+            assert_eq!(a.0, b.0, "{client_addr:?} at {now}");
+            assert_eq!(a.0, Action::Forward { port: 1 - port });
+            assert_frame(&a.1, &b.1);
+            assert_eq!(observable(&fast.w, svc), observable(&general.w, svc));
+            fast.w.fast_hits > hits
+        };
+        // Inbound segments take the fast path unless a PROXY header is configured
+        // (TOA went out on the handshake's ACK); outbound ones always do.
+        let inbound_fast = client_addr != ClientAddr::ProxyV2;
+        let rs_id = fast.w.services().by_key(svc).expect("svc").servers()[0].id;
+        for i in 0..3u32 {
+            assert_eq!(step(&mut fast, &mut general, 2, 0, &data), inbound_fast);
+            assert!(step(
+                &mut fast,
+                &mut general,
+                2,
+                1,
+                &server_data(5001 + 5 * i)
+            ));
+        }
+        // The server's slot holds its own and its service's counters.
+        let slot = fast.w.services.fast_slot(rs_id).expect("slot");
+        let sv = fast.w.services().by_key(svc).expect("svc");
+        assert!(Arc::ptr_eq(&slot.rs_stats, sv.rs_stats(rs_id).expect("rs")));
+        assert!(Arc::ptr_eq(&slot.svc_stats, sv.stats()));
+        // The service gets its own established timeout: the deadline follows it, on
+        // both paths alike.
+        let edit = |l: &mut Lab, t: Option<Duration>| {
+            let mut cfg = l.w.services().by_key(svc).expect("svc").config().clone();
+            cfg.est_timeout = t;
+            l.w.apply(Command::EditService(svc, cfg)).expect("edit");
+        };
+        for (now, t) in [
+            (3, Some(s(1000))),
+            (4, Some(s(5))),
+            (5, None),
+            (6, Some(s(900))),
+        ] {
+            edit(&mut fast, t);
+            edit(&mut general, t);
+            let before = fast
+                .w
+                .conns()
+                .iter()
+                .next()
+                .map(|(_, c)| c.deadline_ticks());
+            assert_eq!(step(&mut fast, &mut general, now, 0, &data), inbound_fast);
+            assert!(step(&mut fast, &mut general, now, 1, &server_data(5016)));
+            let after = fast
+                .w
+                .conns()
+                .iter()
+                .next()
+                .map(|(_, c)| c.deadline_ticks());
+            assert_ne!(before, after);
+        }
+        // The server is deleted: no slot any more; its connection goes on forwarding
+        // through the general path.
+        let del = Command::DeleteServer(svc, Ipv4Addr::from(RS), 80);
+        fast.w.apply(del.clone()).expect("del");
+        general.w.apply(del).expect("del");
+        assert!(fast.w.services.fast_slot(rs_id).is_none());
+        assert!(!step(&mut fast, &mut general, 7, 0, &data));
+        assert!(!step(&mut fast, &mut general, 7, 1, &server_data(5016)));
+        // Re-added: a new id and slot; the old connection still has the old id.
+        let mut rs = RealServerConfig::new(Ipv4Addr::from(RS), 80, 1);
+        rs.forward = Forward::FullNat;
+        for l in [&mut fast, &mut general] {
+            l.w.apply(Command::AddServer(svc, rs, Arc::default()))
+                .expect("re-add");
+        }
+        let new_id = fast.w.services().by_key(svc).expect("svc").servers()[0].id;
+        assert_ne!(new_id, rs_id);
+        assert!(fast.w.services.fast_slot(new_id).is_some());
+        assert!(!step(&mut fast, &mut general, 8, 0, &data));
+        assert!(!step(&mut fast, &mut general, 8, 1, &server_data(5016)));
+        // The service is deleted: its slots go, the connection keeps forwarding.
+        for l in [&mut fast, &mut general] {
+            l.w.apply(Command::DeleteService(svc)).expect("del svc");
+        }
+        assert!(fast.w.services.fast_slot(new_id).is_none());
+        assert!(!step(&mut fast, &mut general, 9, 0, &data));
+        assert!(!step(&mut fast, &mut general, 9, 1, &server_data(5016)));
+    }
+}
+
+#[test]
+fn entries_without_a_server_are_counted_as_on_the_general_path() {
+    // An established FullNAT entry whose server id is 0 (no server): its segments must
+    // count on the service only, as the general path does, never on an empty slot.
+    let mut fast = lab(Forward::FullNat, ClientAddr::None);
+    let mut general = lab(Forward::FullNat, ClientAddr::None);
+    let svc = fast.svc;
+    let id = fast.w.services().by_key(svc).expect("svc").id();
+    for l in [&mut fast, &mut general] {
+        let n = NewConn {
+            in_key: FlowKey::new(6, Ipv4Addr::from(CLIENT), 41000, Ipv4Addr::from(VIP), 80),
+            out_key: FlowKey::new(6, Ipv4Addr::from(RS), 80, Ipv4Addr::from(LIP), 2000),
+            index_out: true,
+            svc: id,
+            rs: 0,
+            mode: Forward::FullNat as u8,
+            state: TcpState::Established,
+            flags: 0,
+            timeout: s(100),
+            template: None,
+        };
+        l.w.conns.insert(n, s(1)).expect("entry");
+    }
+    let reply = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, LIP, 6),
+        80,
+        2000,
+        7000,
+        1000,
+        PSH | ACK,
+        &[],
+        b"data",
+    );
+    for _ in 0..2 {
+        let a = run(&mut fast.w, s(2), 1, &reply);
+        let b = run_general(&mut general.w, s(2), 1, &reply);
+        assert_eq!(a, b);
+        assert_eq!(observable(&fast.w, svc), observable(&general.w, svc));
+    }
+    let st = fast
+        .w
+        .services()
+        .by_key(svc)
+        .expect("svc")
+        .stats()
+        .pkts_out
+        .get();
+    assert_eq!(st, 2);
+}
