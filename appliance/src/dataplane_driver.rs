@@ -210,6 +210,25 @@ pub fn backend_config(c: &Config) -> Result<BackendConfig, DataplaneError> {
     })
 }
 
+/// 64 bits from the kernel's random source (`/dev/urandom`); if that cannot be read,
+/// the clock and the pid mixed (never 0).
+fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok();
+    let v = if from_kernel {
+        u64::from_ne_bytes(b)
+    } else {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    };
+    v | 1
+}
+
 /// The FIB routes of a configuration: every interface address's subnet on its port, then
 /// the static routes (a gateway's port is the named interface or the one whose subnet
 /// holds it). Routes to the same prefix are merged (ECMP); a static route whose prefix is
@@ -1534,6 +1553,10 @@ impl Dataplane {
                         mtu: 1500,
                     })
                     .collect();
+                // One secret per run, shared by the workers: the connection hash's
+                // multiplier and the SYN-cookie secret derive from it, so it must not be
+                // guessable; the local-address pools start from it too.
+                let seed = random_seed();
                 let workers: Vec<Worker> = (0..n16)
                     .map(|id| {
                         let wcfg = WorkerConfig {
@@ -1541,11 +1564,13 @@ impl Dataplane {
                             workers: n16,
                             ports: ports.clone(),
                             conn_capacity: CONN_CAPACITY,
-                            seed: u64::from(std::process::id()) ^ 0x5eed_f00d,
+                            seed,
                             timeouts,
                             neigh_capacity: 4096,
                         };
-                        Worker::new(wcfg, Arc::clone(&wfib))
+                        let mut w = Worker::new(wcfg, Arc::clone(&wfib));
+                        w.set_laddr_seed(seed.rotate_left(17) | 1);
+                        w
                     })
                     .collect();
                 let worker_counters = workers.iter().map(|w| Arc::clone(w.counters())).collect();

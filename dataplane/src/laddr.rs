@@ -5,7 +5,15 @@
 //! flow-director rule on the low bits of the destination port, as DPVS does). So a
 //! worker only allocates ports it will receive replies for, and [`owner_of_port`] tells
 //! any worker where a stray reply belongs.
+//!
+//! Ports are handed out first in, first out: a released port goes to the back of the
+//! queue, so the longest possible time passes before the same local address and port
+//! meet the same real server again (its side of a closed connection may still sit in
+//! TIME_WAIT). Each pool starts at a point of its share chosen from a seed
+//! ([`LaddrPool::new_seeded`]), so a restarted node does not replay the port sequence of
+//! its previous run into the servers' TIME_WAIT entries.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 /// The worker that owns local port `port` when there are `workers` workers.
@@ -17,7 +25,7 @@ pub fn owner_of_port(port: u16, workers: u16) -> u16 {
 #[derive(Debug, Clone)]
 struct LocalAddr {
     addr: u32,
-    free: Vec<u16>,
+    free: VecDeque<u16>,
     used: Vec<u64>,
 }
 
@@ -46,25 +54,51 @@ pub struct LaddrPool {
     next: usize,
     exhausted: u64,
     in_use: u64,
+    /// Where each address's queue starts ([`LaddrPool::new_seeded`]); kept for
+    /// [`LaddrPool::rebuilt`].
+    seed: u64,
+}
+
+/// splitmix64's finaliser: spreads a seed over 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// DPVS default local port range.
 pub const DEFAULT_PORT_RANGE: (u16, u16) = (1025, 65535);
 
 impl LaddrPool {
-    /// The share of `worker` (of `workers`) of ports `range.0..=range.1` on each address.
-    /// Allocates the free lists now (control path).
+    /// The share of `worker` (of `workers`) of ports `range.0..=range.1` on each address,
+    /// handed out from the lowest port up. Allocates the free lists now (control path).
     pub fn new(addrs: &[Ipv4Addr], range: (u16, u16), worker: u16, workers: u16) -> Self {
+        Self::new_seeded(addrs, range, worker, workers, 0)
+    }
+
+    /// As [`new`](Self::new), but each address's queue starts at a port of the share
+    /// chosen from `seed` (0: the lowest port) and wraps around. The daemon passes a
+    /// random seed per run. Control path (allocates).
+    pub fn new_seeded(
+        addrs: &[Ipv4Addr],
+        range: (u16, u16),
+        worker: u16,
+        workers: u16,
+        seed: u64,
+    ) -> Self {
         let workers = workers.max(1);
         let (lo, hi) = (range.0.min(range.1), range.0.max(range.1));
         let addrs = addrs
             .iter()
             .map(|a| {
-                // Pushed in descending order so the lowest port is handed out first.
-                let free: Vec<u16> = (lo..=hi)
-                    .rev()
+                let mut free: VecDeque<u16> = (lo..=hi)
                     .filter(|p| p % workers == worker % workers)
                     .collect();
+                if seed != 0 && !free.is_empty() {
+                    let r = mix(seed ^ u64::from(u32::from(*a))) % free.len() as u64;
+                    free.rotate_left(usize::try_from(r).unwrap_or(0));
+                }
                 LocalAddr {
                     addr: u32::from(*a),
                     free,
@@ -77,6 +111,7 @@ impl LaddrPool {
             next: 0,
             exhausted: 0,
             in_use: 0,
+            seed,
         }
     }
 
@@ -87,6 +122,7 @@ impl LaddrPool {
             next: 0,
             exhausted: 0,
             in_use: 0,
+            seed: 0,
         }
     }
 
@@ -102,7 +138,7 @@ impl LaddrPool {
         for k in 0..n {
             let i = (self.next + k) % n;
             if let Some(a) = self.addrs.get_mut(i) {
-                if let Some(p) = a.free.pop() {
+                if let Some(p) = a.free.pop_front() {
                     a.set_used(p, true);
                     self.next = (i + 1) % n;
                     self.in_use += 1;
@@ -124,7 +160,7 @@ impl LaddrPool {
             return false;
         }
         a.set_used(port, false);
-        a.free.push(port);
+        a.free.push_back(port);
         self.in_use -= 1;
         true
     }
@@ -142,7 +178,7 @@ impl LaddrPool {
         worker: u16,
         workers: u16,
     ) -> Self {
-        let mut pool = LaddrPool::new(addrs, range, worker, workers);
+        let mut pool = LaddrPool::new_seeded(addrs, range, worker, workers, self.seed);
         for old in &self.addrs {
             let Some(new) = pool.addrs.iter_mut().find(|a| a.addr == old.addr) else {
                 continue;
@@ -247,5 +283,46 @@ mod tests {
         assert!(!new.release(u32::from(a), 5000));
         assert_eq!(new.alloc(), Some((u32::from(a), 5001)));
         assert!(new.alloc().is_none());
+    }
+
+    #[test]
+    fn released_ports_go_to_the_back_of_the_queue() {
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let mut p = LaddrPool::new(&[a], (5000, 5003), 0, 1);
+        let first = p.alloc().expect("first");
+        assert_eq!(first.1, 5000);
+        assert!(p.release(first.0, first.1));
+        // 5000 is reused only after every other free port.
+        let order: Vec<u16> = std::iter::from_fn(|| p.alloc().map(|x| x.1)).collect();
+        assert_eq!(order, vec![5001, 5002, 5003, 5000]);
+    }
+
+    #[test]
+    fn seeded_pools_start_elsewhere_and_cover_the_same_share() {
+        let addrs = [Ipv4Addr::new(10, 0, 0, 1)];
+        let drain = |mut p: LaddrPool| -> Vec<u16> {
+            std::iter::from_fn(|| p.alloc().map(|x| x.1)).collect()
+        };
+        let plain = drain(LaddrPool::new(&addrs, (1025, 65535), 1, 2));
+        let runs: Vec<Vec<u16>> = [11u64, 12, 13]
+            .iter()
+            .map(|&s| drain(LaddrPool::new_seeded(&addrs, (1025, 65535), 1, 2, s)))
+            .collect();
+        for r in &runs {
+            let mut sorted = r.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, plain, "same share, every port once");
+            assert!(r.iter().all(|p| p % 2 == 1));
+        }
+        // Three seeds, three different starting points (and none at the lowest port).
+        let starts: std::collections::HashSet<u16> = runs.iter().map(|r| r[0]).collect();
+        assert_eq!(starts.len(), 3, "{starts:?}");
+        assert!(!starts.contains(&plain[0]));
+        // A rebuilt pool keeps the seed.
+        let mut old = LaddrPool::new_seeded(&addrs, (1025, 65535), 1, 2, 11);
+        let held = old.alloc().expect("held");
+        let mut new = old.rebuilt(&addrs, (1025, 65535), 1, 2);
+        assert_eq!(new.alloc().map(|x| x.1), runs[0].get(1).copied());
+        assert!(!new.release(held.0, 1), "not a held port");
     }
 }

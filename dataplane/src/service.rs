@@ -586,6 +586,8 @@ pub struct ServiceTable {
     fast: Vec<RsFast>,
     /// Shared by the empty slots of `fast`.
     no_stats: Arc<Stats>,
+    /// Seed of the local-address pools' starting ports (0: lowest first).
+    laddr_seed: u64,
 }
 
 /// [`RsFast::need_in`] of a service whose inbound segments never take the fast path
@@ -730,7 +732,15 @@ impl ServiceTable {
             live: Vec::new(),
             fast: Vec::new(),
             no_stats: Arc::default(),
+            laddr_seed: 0,
         }
+    }
+
+    /// Seeds where each FullNAT local-address pool starts handing out ports
+    /// ([`LaddrPool::new_seeded`]); a random seed per run keeps a restarted node from
+    /// reusing the previous run's ports in the same order. 0 (the default): lowest first.
+    pub fn set_laddr_seed(&mut self, seed: u64) {
+        self.laddr_seed = seed;
     }
 
     /// Number of services.
@@ -787,7 +797,16 @@ impl ServiceTable {
             }
         };
         let id = slot as u16;
-        let laddr = LaddrPool::new(&cfg.local_addrs, cfg.lport_range, self.worker, self.workers);
+        let laddr = LaddrPool::new_seeded(
+            &cfg.local_addrs,
+            cfg.lport_range,
+            self.worker,
+            self.workers,
+            match self.laddr_seed {
+                0 => 0,
+                seed => seed ^ (u64::from(key.vaddr) << 16 | u64::from(key.vport)),
+            },
+        );
         if let Some(s) = self.services.get_mut(slot) {
             *s = Some(Service {
                 id,

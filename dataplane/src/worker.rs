@@ -620,6 +620,15 @@ impl Worker {
         self.services.apply(cmd)
     }
 
+    /// Seeds where the FullNAT local-address pools of services added from now on start
+    /// handing out ports ([`crate::laddr::LaddrPool::new_seeded`]). The daemon passes a
+    /// random seed per run so a restarted node does not reuse its previous run's ports in
+    /// the same order (the real servers may still hold them in TIME_WAIT). Without it
+    /// (seed 0) pools start at their lowest port.
+    pub fn set_laddr_seed(&mut self, seed: u64) {
+        self.services.set_laddr_seed(seed);
+    }
+
     /// ipvsadm `--set tcp tcpfin udp`.
     pub fn set_timeouts(&mut self, t: Timeouts) {
         self.cfg.timeouts = t;

@@ -1982,10 +1982,12 @@ fn edit_service_keeps_ports_of_live_connections_reserved() {
     let (a, out) = run(w, s(1), 0, &syn_from(CPORT));
     assert_eq!(a, Action::Forward { port: 1 });
     assert_eq!(src_of(&out), (LIP, 1025));
-    // A second local address is added: the pool is rebuilt.
+    // A second local address is added and the port range shrinks to five ports: the
+    // pool is rebuilt.
     let cfg = ServiceConfig {
         scheduler: SchedKind::Rr,
         local_addrs: vec![Ipv4Addr::from(LIP), Ipv4Addr::from(LIP2)],
+        lport_range: (1025, 1029),
         ..Default::default()
     };
     w.apply(Command::EditService(lab.svc, cfg)).expect("edit");
@@ -2001,8 +2003,8 @@ fn edit_service_keeps_ports_of_live_connections_reserved() {
     );
     assert!(seen.contains(&(LIP, 1026)) && seen.contains(&(LIP2, 1025)));
     assert_eq!(w.conns().len(), 5);
-    // All end; the reserved port went back to the new pool (5 ports per address in
-    // use at most, so it shows up within 10 new connections).
+    // All end; the reserved port went back to the new pool: ten new connections take
+    // every port of both addresses (released ports queue at the back), 1025 included.
     w.tick(s(100), |_| {});
     assert!(w.conns().is_empty());
     let got: Vec<_> = (10..20u16)
