@@ -594,6 +594,16 @@ fn kill_drill(sc: &Scenario, run: &Running, lbs: &mut RunningLb, label: &str) ->
         2,
         "{label}: ECMP over both nodes before the kill: {nh:?}"
     );
+    // Who is DR on the segment decides who re-originates the network-LSA without lb-a.
+    let roles: Vec<String> = run
+        .frr
+        .get("sw")
+        .expect("sw's FRR")
+        .neighbors()
+        .expect("sw's neighbors")
+        .iter()
+        .map(|n| format!("{} {}", n.router_id, n.state))
+        .collect();
     let monitor = RouteMonitor::start(&sw);
     let paced = load::Paced::start(&client, target, PACED_RATE, CONNECT).expect("paced client");
     std::thread::sleep(Duration::from_secs(1));
@@ -657,7 +667,8 @@ fn kill_drill(sc: &Scenario, run: &Running, lbs: &mut RunningLb, label: &str) ->
         delayed,
     };
     eprintln!(
-        "{label}: sw dropped lb-a {:.0} ms after kill -9 ({event:?}); {} of {} requests \
+        "{label}: sw's neighbors before the kill {roles:?}; sw dropped lb-a {:.0} ms after \
+         kill -9 ({event:?}); {} of {} requests \
          failed ({} under way at the kill), {} more took over 1 s (SYN retransmitted to \
          lb-b); failures {detail:?}",
         d.gone.as_secs_f64() * 1e3,

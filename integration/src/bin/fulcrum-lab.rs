@@ -115,6 +115,31 @@ fn up(sc: &Scenario, name: &str, kind: LbKind) -> anyhow::Result<()> {
         if matches!(kind, LbKind::Haproxy { .. }) {
             println!("  (the HAProxy stand-in: a proxy, servers see its source address)");
         }
+        // BFD sessions (`--bfd`): the FRR routers' and fulcrumd's.
+        for n in &sc.nodes {
+            let bfd = n
+                .roles
+                .iter()
+                .any(|r| matches!(r, scenario::Role::Frr(c) if c.uses_bfd()));
+            if !bfd {
+                continue;
+            }
+            let node = lab.existing_node(&n.name);
+            if scenario::fulcrum_nodes(sc, kind).contains(&n.name) {
+                println!(
+                    "  {cli} --socket {}/control.sock bfd peers    # {}'s BFD sessions",
+                    lb::fulcrum_dir(&node).display(),
+                    n.name
+                );
+            } else {
+                println!(
+                    "  vtysh --vty_socket {}/frr/run -c 'show bfd peers brief'    # {}'s BFD \
+                     sessions",
+                    node.dir().display(),
+                    n.name
+                );
+            }
+        }
         if fulcrum {
             for b in &sc.service.balancers {
                 let node = lab.existing_node(&b.node);
