@@ -529,7 +529,9 @@ fn quoted(items: &[String]) -> String {
 /// - the FRR stand-in's OSPF (router id, interfaces with network type, cost, hello and
 ///   dead intervals, MD5, the area of the `network` statement covering each interface)
 ///   becomes `[ospf]`, with MinLSInterval and MinLSArrival 0 as the stand-in's
-///   `timers lsa min-arrival 0`; its `network VIP/32` becomes the service's
+///   `timers lsa min-arrival 0`; `ip ospf bfd` on an interface becomes `bfd = true`
+///   and the stand-in's bfdd timers ([`FrrConfig::bfd_timers()`], see
+///   [`crate::scenario::with_bfd`]) become `[bfd]`; its `network VIP/32` becomes the service's
 ///   `announce = "ospf"` (announced while the real servers hold quorum), any other
 ///   network outside the interfaces an `[[announce]]`;
 /// - the service: round robin over the scenario's servers; FullNAT from the local
@@ -640,6 +642,12 @@ pub fn fulcrum_config(
         }
     }
     let mut announce_vip = false;
+    if let Some((tx, rx, mult)) = frr.and_then(|f| f.bfd_timers) {
+        let _ = writeln!(
+            c,
+            "[bfd]\nmin_tx_ms = {tx}\nmin_rx_ms = {rx}\nmultiplier = {mult}\n"
+        );
+    }
     if let Some(f) = frr {
         let _ = writeln!(
             c,
@@ -688,6 +696,9 @@ pub fn fulcrum_config(
             }
             if oi.passive {
                 let _ = writeln!(c, "passive = true");
+            }
+            if oi.bfd {
+                let _ = writeln!(c, "bfd = true");
             }
             match &oi.auth {
                 OspfAuth::None => {}
@@ -952,7 +963,8 @@ impl FulcrumNode {
         self.detached = true;
     }
 
-    /// fulcrumd's own views for `fulcrum-lab status`.
+    /// fulcrumd's own views for `fulcrum-lab status` (`fulcrum bfd peers` too when the
+    /// configuration has `[bfd]`).
     pub fn status(&self) -> String {
         let mut out = String::new();
         let name = self.node.name();
@@ -968,11 +980,18 @@ impl FulcrumNode {
         let ospf = fs::read_to_string(self.config_path())
             .map(|c| c.lines().any(|l| l.trim() == "[ospf]"))
             .unwrap_or(false);
+        let bfd = fs::read_to_string(self.config_path())
+            .map(|c| c.lines().any(|l| l.trim() == "[bfd]"))
+            .unwrap_or(false);
         for (title, args) in [
             ("fulcrum services --stats", &["services", "--stats"][..]),
             ("fulcrum vips", &["vips"][..]),
             ("fulcrum ospf neighbors", &["ospf", "neighbors"][..]),
+            ("fulcrum bfd peers", &["bfd", "peers"][..]),
         ] {
+            if args[0] == "bfd" && !bfd {
+                continue;
+            }
             let _ = writeln!(out, "== {name}: {title}");
             if args[0] == "ospf" && !ospf {
                 out.push_str("(no OSPF in this scenario: the VIP is on the client's segment)\n");
@@ -1175,6 +1194,25 @@ mod tests {
         assert!(c.contains("check = { type = \"tcp\", interval = \"1000ms\""));
         assert!(c.contains("address = \"192.168.7.28\"\nport = 8080"));
         assert!(fulcrum_config(&sc, 2, Path::new("/r"), 0, "p").is_err());
+    }
+
+    #[test]
+    fn fulcrum_config_with_bfd() {
+        let plain = by_name("two").expect("two");
+        let c = fulcrum_config(&plain, 0, Path::new("/r"), 0, "p").expect("renders");
+        assert!(!c.contains("[bfd]") && !c.contains("bfd = true"), "{c}");
+        let (tx, rx, mult) = crate::scenario::SEED_BFD;
+        let sc = crate::scenario::with_bfd(plain, tx, rx, mult);
+        let c = fulcrum_config(&sc, 0, Path::new("/r"), 0, "p").expect("renders");
+        assert!(
+            c.contains("[bfd]\nmin_tx_ms = 50\nmin_rx_ms = 50\nmultiplier = 3\n"),
+            "{c}"
+        );
+        assert!(
+            c.contains("dead_interval = \"4s\"\nbfd = true\n"),
+            "bfd on the OSPF interface toward the router: {c}"
+        );
+        assert_eq!(c.matches("bfd = true").count(), 1, "{c}");
     }
 
     #[test]

@@ -10,13 +10,16 @@
 //! For failure drills, [`Continuous`] keeps a client busy (one request after the other,
 //! each on a new connection, with its start and end instants) until stopped, and
 //! [`KeepAlive`] holds one HTTP/1.1 connection open for a paced series of requests, so
-//! a test can tell whether a long-lived connection survived.
+//! a test can tell whether a long-lived connection survived. [`Paced`] is an open-loop
+//! client (a new connection every 1/rate s, however the earlier ones fare), so a drill
+//! counts exactly the requests a failure cost.
 //!
 //! What it does not do: it sends nothing outside the lab's namespaces (the URL is the
 //! caller's, inside the lab), and it does not judge figures; [`check_spread`] and
 //! [`assert_spread`] only compare counts.
 
 use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -375,6 +378,160 @@ impl Drop for Continuous {
     }
 }
 
+/// An open-loop client: a new HTTP/1.1 request (`GET /`, `Connection: close`, each on a
+/// new TCP connection) is started every `1 / per_second` s whatever the earlier ones are
+/// doing, as independent clients arriving at a steady rate would, until
+/// [`Paced::stop`]. Each request runs on a thread of its own inside the node's network
+/// namespace (`setns`, no process per request, so a rate of 100/s costs the lab's CPUs
+/// little), with a connect timeout and twice that in all, and becomes a [`Sample`].
+///
+/// Unlike [`Continuous`], a request stuck on a dead balancer does not hold the next ones
+/// back: the failures of a drill are then the requests the failure really cost.
+#[derive(Debug)]
+pub struct Paced {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Vec<Sample>>>,
+}
+
+/// Reads `HTTP/1.1 200` and the echo line of one answer.
+fn read_answer(text: &str) -> std::result::Result<Echo, String> {
+    let status = text.lines().next().unwrap_or("");
+    if !status.starts_with("HTTP/1.1 200 ") && !status.starts_with("HTTP/1.0 200 ") {
+        return Err(format!("status {status:?}"));
+    }
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    parse_echo(body.trim()).ok_or_else(|| format!("unparseable answer {body:?}"))
+}
+
+/// One request of a [`Paced`] run, from the calling thread's network namespace.
+fn paced_request(target: SocketAddrV4, connect: Duration) -> Sample {
+    use std::io::{Read as _, Write as _};
+    let start = Instant::now();
+    let total = connect * 2;
+    let result = (|| -> std::result::Result<Echo, String> {
+        let mut s = TcpStream::connect_timeout(&SocketAddr::V4(target), connect)
+            .map_err(|e| format!("connect: {e}"))?;
+        let left = |what: &str| {
+            total
+                .checked_sub(start.elapsed())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("{what}: timed out after {total:?}"))
+        };
+        s.set_write_timeout(Some(left("write")?))
+            .map_err(|e| format!("write timeout: {e}"))?;
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: fulcrum-lab\r\n\
+             Connection: close\r\n\r\n",
+            target.ip()
+        );
+        s.write_all(req.as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            s.set_read_timeout(Some(left("read")?))
+                .map_err(|e| format!("read timeout: {e}"))?;
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) if answer.len() < 65536 => answer.extend_from_slice(&buf[..n]),
+                Ok(_) => return Err("answer longer than 64 KiB".into()),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+        read_answer(&String::from_utf8_lossy(&answer))
+    })();
+    let end = Instant::now();
+    let (echo, error) = match result {
+        Ok(e) => (Some(e), None),
+        Err(e) => (None, Some(e)),
+    };
+    Sample {
+        start,
+        end,
+        echo,
+        error,
+    }
+}
+
+impl Paced {
+    /// Starts requesting `http://target/` from `node` at `per_second` requests a second
+    /// (at least 1), each bounded by `connect_timeout` for the connection and twice that
+    /// in all. Fails when the node's namespace cannot be entered.
+    pub fn start(
+        node: &Node,
+        target: SocketAddrV4,
+        per_second: u32,
+        connect_timeout: Duration,
+    ) -> Result<Paced> {
+        let path = format!("/run/netns/{}", node.netns());
+        let ns = std::fs::File::open(&path).map_err(|e| LabError::io(format!("open {path}"), e))?;
+        let period = Duration::from_secs(1) / per_second.max(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            // This thread (and the threads it spawns) live in the node's namespace.
+            if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET) {
+                let _ = ready_tx.send(Err(e));
+                return Vec::new();
+            }
+            let _ = ready_tx.send(Ok(()));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut workers = Vec::new();
+            let t0 = Instant::now();
+            let mut k: u32 = 0;
+            while !flag.load(Ordering::SeqCst) {
+                let tx = tx.clone();
+                workers.push(std::thread::spawn(move || {
+                    let _ = tx.send(paced_request(target, connect_timeout));
+                }));
+                k = k.saturating_add(1);
+                let next = t0 + period * k;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            drop(tx);
+            for w in workers {
+                let _ = w.join();
+            }
+            let mut samples: Vec<Sample> = rx.into_iter().collect();
+            samples.sort_by_key(|s| s.start);
+            samples
+        });
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Paced {
+                stop,
+                handle: Some(handle),
+            }),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(LabError::io(
+                    format!("setns {path}"),
+                    std::io::Error::from(e),
+                ))
+            }
+            Err(_) => Err(LabError::Config("the paced client thread died".into())),
+        }
+    }
+
+    /// Stops starting requests, waits for those under way (at most twice the connect
+    /// timeout) and returns every sample in order of start.
+    pub fn stop(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Paced {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 /// One transfer of a [`KeepAlive`] series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
@@ -526,6 +683,21 @@ mod tests {
         assert_eq!(parse_latency("1.00s"), Some(Duration::from_secs(1)));
         assert_eq!(parse_latency("abc"), None);
         assert_eq!(parse_latency("3"), None);
+    }
+
+    #[test]
+    fn reads_paced_answers() {
+        let ok = "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: close\r\n\r\n\
+                  rs=192.168.7.27 client=192.168.7.185 proxy=10.12.26.20\n";
+        let e = read_answer(ok).expect("answer");
+        assert_eq!(
+            (e.rs.as_str(), e.client.as_str(), e.proxy.as_deref()),
+            ("192.168.7.27", "192.168.7.185", Some("10.12.26.20"))
+        );
+        let err = read_answer("HTTP/1.1 502 Bad Gateway\r\n\r\nrs=1 client=2").expect_err("502");
+        assert!(err.contains("502"), "{err}");
+        assert!(read_answer("HTTP/1.1 200 OK\r\n\r\n<html>").is_err());
+        assert!(read_answer("").is_err());
     }
 
     #[test]

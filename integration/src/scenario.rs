@@ -630,6 +630,39 @@ pub fn two() -> Scenario {
     }
 }
 
+/// The BFD timers of seed 000's scenario two: 50 ms transmit, 50 ms receive, × 3 (a
+/// failed node is detected after 150 ms).
+pub const SEED_BFD: (u32, u32, u8) = (50, 50, 3);
+
+/// `scenario` with BFD on every OSPF adjacency: each FRR configuration gets
+/// `ip ospf bfd` (and `ip ospf bfd profile lab`) on its non-passive OSPF interfaces and
+/// bfdd timers `(tx_ms, rx_ms, multiplier)` ([`FrrConfig::bfd_timers()`]). The router's
+/// interfaces toward the balancers run BFD; the balancer nodes' stand-ins do too, and
+/// with [`LbKind::Fulcrum`] their fulcrumd configurations carry the same timers in
+/// `[bfd]` and `bfd = true` on those interfaces ([`crate::lb::fulcrum_config`] renders
+/// them from the stand-in). A scenario without OSPF is returned unchanged.
+pub fn with_bfd(mut scenario: Scenario, tx_ms: u32, rx_ms: u32, multiplier: u8) -> Scenario {
+    let mut any = false;
+    for node in &mut scenario.nodes {
+        for role in &mut node.roles {
+            if let Role::Frr(cfg) = role {
+                for i in cfg.interfaces.iter_mut().filter(|i| !i.passive) {
+                    i.bfd = true;
+                    cfg.bfd_timers = Some((tx_ms, rx_ms, multiplier));
+                    any = true;
+                }
+            }
+        }
+    }
+    if any {
+        scenario.description = format!(
+            "{}; BFD {tx_ms}/{rx_ms} ms x {multiplier} on every OSPF adjacency",
+            scenario.description
+        );
+    }
+    scenario
+}
+
 /// Builds `scenario` in `lab`: switches, nodes, links, addresses, routes, then daemons
 /// (the balancer nodes as the stand-ins' topology: see [`build_for`]).
 pub fn build(lab: &Lab, scenario: &Scenario) -> Result<Running> {
@@ -996,6 +1029,44 @@ mod tests {
             .count();
         assert_eq!(announcing, 2);
         assert_eq!(sc.service.balancers.len(), 2);
+    }
+
+    #[test]
+    fn bfd_on_every_ospf_adjacency_of_two() {
+        let plain = by_name("two").expect("two");
+        let (tx, rx, mult) = SEED_BFD;
+        let sc = with_bfd(plain.clone(), tx, rx, mult);
+        let frrs: Vec<&FrrConfig> = sc
+            .nodes
+            .iter()
+            .flat_map(|n| n.roles.iter())
+            .filter_map(|r| match r {
+                Role::Frr(c) => Some(c),
+                Role::Nginx(_) => None,
+            })
+            .collect();
+        assert_eq!(frrs.len(), 3, "sw, lb-a and lb-b");
+        for c in frrs {
+            assert_eq!(c.bfd_timers, Some((50, 50, 3)));
+            assert!(c.uses_bfd());
+            assert!(c.interfaces.iter().all(|i| i.bfd));
+            let (_, ospf, bfdd) = c.render("x", "/d").expect("renders");
+            assert!(
+                ospf.contains(" ip ospf bfd\n ip ospf bfd profile lab\n"),
+                "{ospf}"
+            );
+            assert!(bfdd.contains("transmit-interval 50"), "{bfdd}");
+        }
+        assert!(sc.description.contains("BFD 50/50 ms x 3"));
+        // Only the daemons' configurations change; without OSPF nothing does.
+        assert_eq!(sc.nodes.len(), plain.nodes.len());
+        assert_eq!(sc.service, plain.service);
+        assert_eq!(sc.expect, plain.expect);
+        assert_eq!(with_bfd(one(), 50, 50, 3), one());
+        assert!(plain.nodes.iter().all(|n| n.roles.iter().all(|r| match r {
+            Role::Frr(c) => !c.uses_bfd() && c.bfd_timers.is_none(),
+            Role::Nginx(_) => true,
+        })));
     }
 
     #[test]

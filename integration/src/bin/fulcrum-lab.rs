@@ -1,11 +1,13 @@
-//! `fulcrum-lab up|status|down SCENARIO [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]`:
+//! `fulcrum-lab up|status|down SCENARIO [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]
+//! [--bfd]`:
 //! brings a demo topology up in network namespaces (`flab-NAME-*`, NAME defaulting to the
 //! scenario's name) with fulcrumd (`dpdk` mode, `--lb fulcrum`, what `scripts/demo.sh`
 //! runs) or a reference load balancer (nftables DNAT by default) in its balancer nodes,
 //! shows its routing and balancer state (fulcrumd's own views next to the router's
 //! routes), and removes it. fulcrumd and fulcrum are taken
 //! from the directory of this binary (`cargo build -p appliance`) or `$FULCRUMD` and
-//! `$FULCRUM`.
+//! `$FULCRUM`. `--bfd` runs BFD at the seed's 50 ms × 3 on every OSPF adjacency
+//! ([`scenario::with_bfd`]: the router's bfdd and fulcrumd's `[bfd]`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use integration::scenario::{self, Delivery, Scenario, SCENARIOS};
 use integration::Lab;
 
 const USAGE: &str = "usage: fulcrum-lab up|status|down SCENARIO \
-                     [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME]   \
+                     [--lb fulcrum|nft|haproxy|haproxy-pp] [--name NAME] [--bfd]   \
                      (scenarios: one, two, nat, dr; default balancer: nft)";
 
 fn scenario(name: &str) -> anyhow::Result<Scenario> {
@@ -113,6 +115,31 @@ fn up(sc: &Scenario, name: &str, kind: LbKind) -> anyhow::Result<()> {
         if matches!(kind, LbKind::Haproxy { .. }) {
             println!("  (the HAProxy stand-in: a proxy, servers see its source address)");
         }
+        // BFD sessions (`--bfd`): the FRR routers' and fulcrumd's.
+        for n in &sc.nodes {
+            let bfd = n
+                .roles
+                .iter()
+                .any(|r| matches!(r, scenario::Role::Frr(c) if c.uses_bfd()));
+            if !bfd {
+                continue;
+            }
+            let node = lab.existing_node(&n.name);
+            if scenario::fulcrum_nodes(sc, kind).contains(&n.name) {
+                println!(
+                    "  {cli} --socket {}/control.sock bfd peers    # {}'s BFD sessions",
+                    lb::fulcrum_dir(&node).display(),
+                    n.name
+                );
+            } else {
+                println!(
+                    "  vtysh --vty_socket {}/frr/run -c 'show bfd peers brief'    # {}'s BFD \
+                     sessions",
+                    node.dir().display(),
+                    n.name
+                );
+            }
+        }
         if fulcrum {
             for b in &sc.service.balancers {
                 let node = lab.existing_node(&b.node);
@@ -165,9 +192,11 @@ struct Args {
     scenario: String,
     name: String,
     lb: LbKind,
+    bfd: bool,
 }
 
-/// `CMD SCENARIO` then `--lb KIND` and `--name NAME` in any order; `None` is a usage error.
+/// `CMD SCENARIO` then `--lb KIND`, `--name NAME` and `--bfd` in any order; `None` is a
+/// usage error.
 fn parse_args(args: &[String]) -> Option<Args> {
     let (cmd, sc, rest) = match args {
         [cmd, sc, rest @ ..] => (cmd, sc, rest),
@@ -178,9 +207,14 @@ fn parse_args(args: &[String]) -> Option<Args> {
         scenario: sc.clone(),
         name: sc.clone(),
         lb: LbKind::NftDnat,
+        bfd: false,
     };
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
+        if flag == "--bfd" {
+            out.bfd = true;
+            continue;
+        }
         let value = it.next()?;
         match flag.as_str() {
             "--name" => out.name = value.clone(),
@@ -197,17 +231,50 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let result = scenario(&a.scenario).and_then(|sc| match a.cmd.as_str() {
-        "up" => up(&sc, &a.name, a.lb),
-        "status" => status(&sc, &a.name),
-        "down" => down(&a.name),
-        other => bail!("unknown command {other:?}\n{USAGE}"),
-    });
+    let result = scenario(&a.scenario)
+        .map(|sc| {
+            if a.bfd {
+                let (tx, rx, mult) = scenario::SEED_BFD;
+                scenario::with_bfd(sc, tx, rx, mult)
+            } else {
+                sc
+            }
+        })
+        .and_then(|sc| match a.cmd.as_str() {
+            "up" => up(&sc, &a.name, a.lb),
+            "status" => status(&sc, &a.name),
+            "down" => down(&a.name),
+            other => bail!("unknown command {other:?}\n{USAGE}"),
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fulcrum-lab: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_flags_in_any_order() {
+        let a = parse_args(&args(&["up", "two", "--bfd", "--lb", "fulcrum"])).expect("args");
+        assert_eq!((a.cmd.as_str(), a.scenario.as_str()), ("up", "two"));
+        assert!(a.bfd);
+        assert_eq!(a.lb, LbKind::Fulcrum);
+        assert_eq!(a.name, "two");
+        let a = parse_args(&args(&["up", "two", "--name", "demo"])).expect("args");
+        assert!(!a.bfd);
+        assert_eq!(a.name, "demo");
+        assert!(parse_args(&args(&["up", "two", "--lb"])).is_none());
+        assert!(parse_args(&args(&["up", "two", "--bogus", "x"])).is_none());
+        assert!(parse_args(&args(&["up"])).is_none());
     }
 }
