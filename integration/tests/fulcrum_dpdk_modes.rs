@@ -761,18 +761,11 @@ fn bench_fullnat_against_nftables_and_haproxy() {
     let mut t = Topo::new("dpdk_bench", false);
     // Client and servers on one CPU, the balancer on the other.
     for node in &t.rs {
-        let pid = std::fs::read_to_string(node.dir().join("nginx/nginx.pid")).expect("pid");
-        exec(
-            node,
-            &[
-                "taskset",
-                "-a",
-                "-p",
-                "-c",
-                &client_cpu.to_string(),
-                pid.trim(),
-            ],
-        );
+        // nginx's master and worker: every process of the server's namespace.
+        for pid in integration::lab::netns_pids(node.netns()) {
+            let (cpu, pid) = (client_cpu.to_string(), pid.to_string());
+            exec(node, &["taskset", "-a", "-p", "-c", &cpu, &pid]);
+        }
     }
     let mut rows: Vec<(&str, load::WrkReport)> = Vec::new();
 
