@@ -16,10 +16,14 @@
 //! The daemon is built once with `cargo build -p appliance --bins` into the target
 //! directory this test runs from.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{binaries, first_cpu, must, run};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -45,69 +49,6 @@ const LIP2: Ipv4Addr = Ipv4Addr::new(192, 168, 7, 189);
 const N: usize = 1000;
 /// URLs per curl run (each request on a new connection).
 const BATCH: usize = 100;
-
-/// Paths of `fulcrumd` and `fulcrum`, built with the profile and target directory of this
-/// test binary (`<target>/<profile>/deps/<test>` → `<target>/<profile>/`).
-fn binaries() -> (PathBuf, PathBuf) {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps")
-        .to_path_buf();
-    let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "-q", "-p", "appliance", "--bins"]);
-    if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build -p appliance --bins failed");
-    (profile_dir.join("fulcrumd"), profile_dir.join("fulcrum"))
-}
-
-/// Runs a command; its stdout, or an error with its output.
-fn run(prog: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{prog}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{prog} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn must(prog: &str, args: &[&str]) -> String {
-    run(prog, args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The lowest CPU this process may run on.
-fn first_cpu() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .and_then(|l| {
-            l.trim()
-                .split([',', '-'])
-                .next()
-                .and_then(|c| c.parse().ok())
-        })
-        .expect("an allowed CPU")
-}
 
 /// Namespaces, nginx, fulcrumd and files; all removed on drop (also while a failure
 /// unwinds).
