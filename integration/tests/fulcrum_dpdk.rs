@@ -1060,7 +1060,7 @@ fn fulcrumd_dpdk_two_workers_conns_and_runtime_ipvsadm() {
     assert!(workers.iter().all(|w| *w < 2), "{workers:?}");
     let table = lab.cli(&fulcrum, &["conns"]).unwrap_or_else(|e| e);
     assert!(
-        table.contains("Local") && table.contains(&format!("{LIP}:")),
+        table.contains("local") && table.contains(&format!("{LIP}:")),
         "{table}"
     );
 
