@@ -36,4 +36,4 @@ step "cargo test"
 # The lab tests clean up after themselves; a sweep of leftovers of an earlier crashed run
 # happens inside the harness. Lab tests build FRR/BIRD/nginx topologies in parallel, so the
 # thread count stays at the machine's size.
-cargo test --workspace --locked --features dataplane/dpdk
+cargo test --workspace --locked --features dataplane/dpdk --no-fail-fast
