@@ -231,6 +231,9 @@ reasons! {
     SynProxyPending,
     /// SYN proxy: repeated server ACK beyond [`SYNPROXY_DUP_ACK_THRESH`] (ACK storm).
     AckStorm,
+    /// New connection to a virtual address VRRP does not hold on this node (Backup,
+    /// Fault): see [`crate::service::Command::SetVipOwned`].
+    VipNotOwned,
 }
 
 /// What the caller does with a processed frame.
@@ -940,6 +943,7 @@ impl Worker {
             .ports
             .iter()
             .any(|p| p.addrs.iter().any(|x| u32::from(*x) == a))
+            || self.services.is_runtime_kernel_addr(a)
     }
 
     fn frame(&mut self, ctx: &Ctx<'_>, f: &mut Frame<'_>) -> Action {
@@ -978,7 +982,8 @@ impl Worker {
         };
         let spa = u32::from(repr.source_protocol_addr);
         let tpa = u32::from(repr.target_protocol_addr);
-        let ours = self.services.is_vip(tpa) || self.services.is_local_addr(tpa);
+        let ours = (self.services.is_vip(tpa) && self.services.vip_owned(tpa))
+            || self.services.is_local_addr(tpa);
         if spa != 0 {
             // RFC 826 merge: update a known sender; create it only when it asks for us.
             let q = self
@@ -1059,6 +1064,9 @@ impl Worker {
             };
             if let Some((id, dir)) = self.conns.lookup(&key) {
                 return self.conn_packet(ctx, f, id, dir, l4off);
+            }
+            if !self.services.vip_owned(dst) && self.services.is_vip(dst) {
+                return Action::Drop(DropReason::VipNotOwned);
             }
             if let Some(svc) = self.services.find(proto, dst, dport) {
                 let owner = flow_owner(&key, self.cfg.workers);
