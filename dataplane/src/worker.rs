@@ -1065,13 +1065,14 @@ impl Worker {
             if let Some((id, dir)) = self.conns.lookup(&key) {
                 return self.conn_packet(ctx, f, id, dir, l4off);
             }
-            if !self.services.vip_owned(dst) && self.services.is_vip(dst) {
-                return Action::Drop(DropReason::VipNotOwned);
-            }
             if let Some(svc) = self.services.find(proto, dst, dport) {
                 let owner = flow_owner(&key, self.cfg.workers);
                 if owner != self.cfg.id {
                     return Action::Handover { worker: owner };
+                }
+                // The owner's table may hold the connection; only a new one is refused.
+                if !self.services.vip_owned(dst) {
+                    return Action::Drop(DropReason::VipNotOwned);
                 }
                 return self.new_conn(ctx, f, svc, key, l4off);
             }

@@ -2825,3 +2825,79 @@ fn runtime_kernel_address_is_answered_by_the_twin_and_nat_replies_to_the_port_ma
     let req = arp_frame(1, MAC_RS, RS, [0; 6], P1_ADDR, [0xff; 6]);
     assert_eq!(run(w, s(1), 1, &req).0, Action::Punt);
 }
+
+#[test]
+fn disowned_vip_frames_of_another_workers_flow_are_still_handed_over() {
+    let fib = Arc::new(FibHandle::new(Fib::build(&routes()).expect("fib")));
+    let mut ws: Vec<Worker> = (0..2)
+        .map(|i| Worker::new(worker_cfg(i, 2, 1500), fib.clone()))
+        .collect();
+    let svc = ServiceKey::new(PROTO_TCP, Ipv4Addr::from(VIP), 80);
+    for w in ws.iter_mut() {
+        let cfg = ServiceConfig {
+            scheduler: SchedKind::Rr,
+            ..Default::default()
+        };
+        w.apply(Command::AddService(svc, cfg, Arc::default()))
+            .expect("svc");
+        let mut rs = RealServerConfig::new(Ipv4Addr::from(RS), 80, 1);
+        rs.forward = Forward::Nat;
+        w.apply(Command::AddServer(svc, rs, Arc::default()))
+            .expect("rs");
+        w.learn_neighbor(Ipv4Addr::from(RS), MAC_RS, Duration::ZERO);
+        w.learn_neighbor(Ipv4Addr::from(GW), MAC_GW, Duration::ZERO);
+    }
+    // A client port whose flow worker 1 owns.
+    let cport = (30000..31000u16)
+        .find(|p| {
+            let key = FlowKey::new(6, Ipv4Addr::from(CLIENT), *p, Ipv4Addr::from(VIP), 80);
+            flow_owner(&key, 2) == 1
+        })
+        .expect("a flow of worker 1");
+    let (a, _) = run(&mut ws[1], s(1), 0, &nat_syn(cport));
+    assert_eq!(a, Action::Forward { port: 1 });
+    for w in ws.iter_mut() {
+        w.apply(Command::SetVipOwned {
+            vip: Ipv4Addr::from(VIP),
+            owned: false,
+        })
+        .expect("disown");
+    }
+    // The established flow: worker 0 hands it over, worker 1 forwards it.
+    let ack = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        cport,
+        80,
+        8,
+        91,
+        ACK,
+        &[],
+        &[],
+    );
+    assert_eq!(
+        run(&mut ws[0], s(2), 0, &ack).0,
+        Action::Handover { worker: 1 }
+    );
+    assert_eq!(
+        run(&mut ws[1], s(2), 0, &ack).0,
+        Action::Forward { port: 1 }
+    );
+    // A new flow of worker 1: handed over by worker 0, refused by its owner.
+    let other = (cport + 1..31000u16)
+        .find(|p| {
+            let key = FlowKey::new(6, Ipv4Addr::from(CLIENT), *p, Ipv4Addr::from(VIP), 80);
+            flow_owner(&key, 2) == 1
+        })
+        .expect("another flow of worker 1");
+    let syn = nat_syn(other);
+    assert_eq!(
+        run(&mut ws[0], s(2), 0, &syn).0,
+        Action::Handover { worker: 1 }
+    );
+    assert_eq!(
+        run(&mut ws[1], s(2), 0, &syn).0,
+        Action::Drop(DropReason::VipNotOwned)
+    );
+}
