@@ -25,7 +25,7 @@
 //! directory this test runs from.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,8 @@ use integration::lb::{allowed_cpus, fulcrum_dir, FulcrumBins, FulcrumNode};
 use integration::load::{self, assert_spread, Continuous, Sample};
 use integration::nginx::NginxConfig;
 use integration::wait::wait_until;
-use integration::Lab;
+use integration::{Lab, Process, Switch};
+use nix::sys::signal::Signal;
 
 const VIP: &str = "10.10.0.20";
 const GATEWAY: &str = "192.168.211.20";
@@ -187,6 +188,65 @@ fn neigh_mac(node: &integration::lab::Node, ip: &str) -> String {
         .to_string()
 }
 
+/// Starts tcpdump on a bridge writing its ARP frames to `<name>.pcap`.
+fn start_capture(sw: &Switch, name: &str) -> (Process, PathBuf) {
+    let file = sw.node().dir().join(format!("{name}.pcap"));
+    let p = sw
+        .node()
+        .spawn(&[
+            "tcpdump",
+            "-i",
+            "br0",
+            "-nn",
+            "-U",
+            "--immediate-mode",
+            "-w",
+            file.to_str().expect("utf-8"),
+            "arp",
+        ])
+        .expect("tcpdump");
+    let log = p.log_path().to_path_buf();
+    wait_until(Duration::from_secs(10), "tcpdump listening", || {
+        Ok(std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening on"))
+    })
+    .expect("tcpdump starts");
+    (p, file)
+}
+
+/// Stops a capture and returns `tcpdump -nn -e -r` of it, one frame a line.
+fn read_capture((p, file): (Process, PathBuf)) -> String {
+    p.signal(Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(p);
+    let out = Command::new("tcpdump")
+        .args(["-nn", "-e", "-r"])
+        .arg(&file)
+        .output()
+        .expect("tcpdump -r");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The source MACs of the ARP replies for `ip` in a capture.
+fn repliers(capture: &str, ip: &str) -> Vec<String> {
+    let needle = format!("Reply {ip} is-at");
+    capture
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+/// True when the capture holds a gratuitous ARP for `ip` from `mac`.
+fn garp_from(capture: &str, ip: &str, mac: &str) -> bool {
+    // `Request who-has IP (ff:ff:ff:ff:ff:ff) tell IP, length 46`
+    let (who, tell) = (format!("who-has {ip} "), format!("tell {ip},"));
+    capture
+        .lines()
+        .any(|l| l.contains(&who) && l.contains(&tell) && l.split_whitespace().nth(1) == Some(mac))
+}
+
 /// The failover figures of one drill.
 struct Drill {
     failures: usize,
@@ -327,7 +387,23 @@ fn seed001_two_directors_lvs_nat_vrrp_failover() {
     })
     .expect("VIP answers");
 
-    // Steady state: 1,000 requests through d1.
+    // Steady state: 1,000 requests through d1. The client and the servers forget the
+    // VIP and the gateway first: their ARP requests reach both directors, and only the
+    // Master may answer.
+    let d1_mac0 = mac_of(directors[0].node(), "eth0");
+    let d1_mac1 = mac_of(directors[0].node(), "eth1");
+    let d2_mac0 = mac_of(directors[1].node(), "eth0");
+    let d2_mac1 = mac_of(directors[1].node(), "eth1");
+    let caps = (
+        start_capture(&cnet, "steady-c"),
+        start_capture(&snet, "steady-s"),
+    );
+    client
+        .ip(&["neigh", "flush", "dev", "eth0"])
+        .expect("flush");
+    for (n, _) in &servers {
+        n.ip(&["neigh", "flush", "dev", "eth0"]).expect("flush");
+    }
     let t0 = Instant::now();
     let r = load::requests(&client, &url, N, Duration::from_secs(3)).expect("curl runs");
     eprintln!("{N} requests in {:.1?}", t0.elapsed());
@@ -360,20 +436,43 @@ fn seed001_two_directors_lvs_nat_vrrp_failover() {
         "the Master carried the load: {d1_stats}"
     );
     assert_eq!(conns(&d2_stats), 0, "the Backup took nothing: {d2_stats}");
-    let d2_mac0 = mac_of(directors[1].node(), "eth0");
-    let d2_mac1 = mac_of(directors[1].node(), "eth1");
-    let (d1_mac0, _) = (mac_of(directors[0].node(), "eth0"), ());
     assert_eq!(
         neigh_mac(&client, VIP),
         d1_mac0,
         "the client ARPs d1 for the VIP"
     );
+    let (cap_c, cap_s) = (read_capture(caps.0), read_capture(caps.1));
+    let vip_repliers = repliers(&cap_c, VIP);
+    assert!(
+        !vip_repliers.is_empty() && vip_repliers.iter().all(|m| *m == d1_mac0),
+        "only the Master ({d1_mac0}) answers ARP for the VIP, not the Backup \
+         ({d2_mac0}): {vip_repliers:?}\n{cap_c}"
+    );
+    let gw_repliers = repliers(&cap_s, GATEWAY);
+    assert!(
+        !gw_repliers.is_empty() && gw_repliers.iter().all(|m| *m == d1_mac1),
+        "only the Master ({d1_mac1}) answers ARP for the gateway, not the Backup \
+         ({d2_mac1}): {gw_repliers:?}\n{cap_s}"
+    );
 
     // Drill 1: SIGTERM of the Master (priority-0 resignation).
     let bound = SKEW;
+    let caps = (
+        start_capture(&cnet, "term-c"),
+        start_capture(&snet, "term-s"),
+    );
     let term = drill("SIGTERM of d1", &client, &url, bound, || {
         directors[0].stop()
     });
+    let (cap_c, cap_s) = (read_capture(caps.0), read_capture(caps.1));
+    assert!(
+        garp_from(&cap_c, VIP, &d2_mac0),
+        "d2's GARP for the VIP:\n{cap_c}"
+    );
+    assert!(
+        garp_from(&cap_s, GATEWAY, &d2_mac1),
+        "d2's GARP for the gateway:\n{cap_s}"
+    );
     wait_until(Duration::from_secs(2), "d2 Master of both", || {
         Ok(all_in(&directors[1], "MASTER"))
     })
@@ -403,9 +502,22 @@ fn seed001_two_directors_lvs_nat_vrrp_failover() {
 
     // Drill 2: kill -9 of the Master (silence: Master_Down_Interval).
     let bound = 3 * ADVERT + SKEW;
+    let caps = (
+        start_capture(&cnet, "kill-c"),
+        start_capture(&snet, "kill-s"),
+    );
     let kill = drill("kill -9 of d1", &client, &url, bound, || {
         directors[0].kill()
     });
+    let (cap_c, cap_s) = (read_capture(caps.0), read_capture(caps.1));
+    assert!(
+        garp_from(&cap_c, VIP, &d2_mac0),
+        "d2's GARP for the VIP:\n{cap_c}"
+    );
+    assert!(
+        garp_from(&cap_s, GATEWAY, &d2_mac1),
+        "d2's GARP for the gateway:\n{cap_s}"
+    );
     wait_until(Duration::from_secs(2), "d2 Master of both", || {
         Ok(all_in(&directors[1], "MASTER"))
     })
