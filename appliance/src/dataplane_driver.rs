@@ -22,6 +22,11 @@
 //!   `AddServer` carry counters of their own for each worker).
 //! - Health verdicts ([`ServerVerdict`] from the health subsystem) become
 //!   [`Command::SetAvailable`] and weight edits.
+//! - VRRP ownership ([`VipOwnership`] from the VRRP subsystem, [`Dataplane::with_vrrp`])
+//!   becomes [`Command::SetVipOwned`] and [`Command::SetKernelAddr`]
+//!   ([`OwnershipTracker`]): on a VRRP Backup the dataplane neither answers ARP for a
+//!   service VIP nor schedules new connections to it, and the twin answers ARP for the
+//!   VRRP addresses that are no service's VIP (the real servers' gateway) while Master.
 //! - The FIB from connected and static routes ([`fib_routes`]) plus the OSPF routes the
 //!   routing subsystem selects ([`fib_routes_with`], fed by [`Dataplane::with_learned_routes`]),
 //!   rebuilt and swapped in whole whenever either changes.
@@ -599,6 +604,146 @@ struct Verdict {
 }
 
 // ---------------------------------------------------------------------------------------
+// VRRP ownership of virtual addresses.
+
+/// VRRP's ownership of one virtual address, from the VRRP subsystem
+/// ([`crate::vrrp_driver::VrrpDriver::with_ownership`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipOwnership {
+    /// The virtual address.
+    pub address: Ipv4Addr,
+    /// The interface VRRP adds it to (a DPDK port's kernel twin in `dpdk` mode).
+    pub interface: String,
+    /// True on Master; false on Backup, Fault and stop.
+    pub owned: bool,
+}
+
+/// The channel of [`VipOwnership`] changes from the VRRP subsystem to the dataplane.
+pub fn ownership_channel() -> (
+    mpsc::UnboundedSender<VipOwnership>,
+    mpsc::UnboundedReceiver<VipOwnership>,
+) {
+    mpsc::unbounded_channel()
+}
+
+/// What the workers have been told about one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OwnedState {
+    owned: bool,
+    /// The port whose twin holds it at run time, if any.
+    kernel: Option<u16>,
+}
+
+/// What a worker assumes of an address nobody told it about.
+const UNTOLD: OwnedState = OwnedState {
+    owned: true,
+    kernel: None,
+};
+
+/// Turns VRRP's reports into worker commands ([`Command::SetVipOwned`],
+/// [`Command::SetKernelAddr`]) against the current configuration.
+///
+/// An address that a VRRP instance of the configuration lists is owned only while VRRP
+/// last reported it Master (so it starts disowned: VRRP starts in Backup); any other
+/// address is owned. A listed, owned address that is no service's VIP is also a
+/// runtime kernel address of the port whose twin VRRP adds it to (e.g. the real
+/// servers' gateway in LVS-NAT): the twin answers ARP for it. A service VIP is answered
+/// by the worker itself. Reports and reloads may arrive in any order: the commands
+/// always take the workers from what they were told to what the latest report and
+/// configuration give.
+#[derive(Debug, Default)]
+pub struct OwnershipTracker {
+    reported: HashMap<Ipv4Addr, bool>,
+    applied: BTreeMap<Ipv4Addr, OwnedState>,
+}
+
+impl OwnershipTracker {
+    /// A tracker that has told the workers nothing.
+    pub fn new() -> OwnershipTracker {
+        OwnershipTracker::default()
+    }
+
+    /// Records a report and returns the commands it calls for under `c`.
+    pub fn report(&mut self, c: &Config, o: &VipOwnership) -> Vec<Command> {
+        self.reported.insert(o.address, o.owned);
+        self.commands(c)
+    }
+
+    /// The commands that bring the workers to what `c` and the reports so far give
+    /// (at start and after every reload).
+    pub fn commands(&mut self, c: &Config) -> Vec<Command> {
+        let vips: std::collections::HashSet<Ipv4Addr> = desired_services(c)
+            .keys()
+            .map(|k| Ipv4Addr::from(k.0.vaddr))
+            .collect();
+        let mut listed: BTreeMap<Ipv4Addr, Option<u16>> = BTreeMap::new();
+        for i in &c.vrrp.instance {
+            for v in &i.virtual_ipaddress {
+                let dev = i.vip_dev(v);
+                let port = c
+                    .interface
+                    .iter()
+                    .position(|x| x.name == dev)
+                    .and_then(|p| u16::try_from(p).ok());
+                listed.entry(v.address.ip()).or_insert(port);
+            }
+        }
+        let mut addrs: Vec<Ipv4Addr> = listed.keys().copied().collect();
+        addrs.extend(self.applied.keys().copied());
+        addrs.sort_unstable();
+        addrs.dedup();
+        let mut out = Vec::new();
+        for a in addrs {
+            let want = match listed.get(&a) {
+                None => UNTOLD,
+                Some(port) => {
+                    let owned = self.reported.get(&a).copied().unwrap_or(false);
+                    OwnedState {
+                        owned,
+                        kernel: if owned && !vips.contains(&a) {
+                            *port
+                        } else {
+                            None
+                        },
+                    }
+                }
+            };
+            let had = self.applied.get(&a).copied().unwrap_or(UNTOLD);
+            if want.kernel != had.kernel {
+                if let Some(port) = had.kernel {
+                    out.push(Command::SetKernelAddr {
+                        port,
+                        addr: a,
+                        present: false,
+                    });
+                }
+            }
+            if want.owned != had.owned {
+                out.push(Command::SetVipOwned {
+                    vip: a,
+                    owned: want.owned,
+                });
+            }
+            if want.kernel != had.kernel {
+                if let Some(port) = want.kernel {
+                    out.push(Command::SetKernelAddr {
+                        port,
+                        addr: a,
+                        present: true,
+                    });
+                }
+            }
+            if want == UNTOLD {
+                self.applied.remove(&a);
+            } else {
+                self.applied.insert(a, want);
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The programmed table, shared with the view and the metrics.
 
 /// One command per worker: the same command, except that `AddService` and `AddServer`
@@ -735,6 +880,8 @@ impl Table {
                     rs.available = *up;
                 }
             }
+            // VRRP ownership is not part of the service table the views show.
+            Command::SetVipOwned { .. } | Command::SetKernelAddr { .. } => {}
         }
     }
 
@@ -1471,6 +1618,7 @@ pub struct Dataplane {
     loop_stop: Option<StopHandle>,
     verdicts: Option<mpsc::UnboundedReceiver<ServerVerdict>>,
     learned: Option<tokio::sync::watch::Receiver<LearnedRoutes>>,
+    ownership: Option<mpsc::UnboundedReceiver<VipOwnership>>,
     timeouts: Timeouts,
     conns_limit: usize,
 }
@@ -1671,6 +1819,7 @@ impl Dataplane {
             loop_stop: Some(loop_stop),
             verdicts: None,
             learned: None,
+            ownership: None,
             timeouts,
             conns_limit: usize::try_from(c.dataplane.conns_limit).unwrap_or(usize::MAX),
         })
@@ -1686,6 +1835,14 @@ impl Dataplane {
     /// Takes health verdicts from `rx` (see [`verdict_channel`]).
     pub fn with_verdicts(mut self, rx: mpsc::UnboundedReceiver<ServerVerdict>) -> Self {
         self.verdicts = Some(rx);
+        self
+    }
+
+    /// Follows VRRP's ownership of virtual addresses reported on `rx` (see
+    /// [`ownership_channel`] and [`OwnershipTracker`]): every address a VRRP instance
+    /// lists starts disowned, before the services are programmed.
+    pub fn with_vrrp(mut self, rx: mpsc::UnboundedReceiver<VipOwnership>) -> Self {
+        self.ownership = Some(rx);
         self
     }
 
@@ -1791,6 +1948,14 @@ async fn send_msg(ctl: &ControlTx, msg: Control) -> Result<(), DataplaneError> {
 async fn send_all(ctl: &Controls, cmds: &[Command]) -> Result<(), DataplaneError> {
     for (tx, cmd) in ctl.0.iter().zip(cmds) {
         send_msg(tx, Control::Command(Box::new(cmd.clone()))).await?;
+    }
+    Ok(())
+}
+
+/// Sends ownership commands ([`OwnershipTracker`]) to every worker.
+async fn send_ownership(ctl: &Controls, cmds: Vec<Command>) -> Result<(), DataplaneError> {
+    for cmd in cmds {
+        send_all(ctl, &fan_out(&cmd, ctl.len())).await?;
     }
     Ok(())
 }
@@ -2424,6 +2589,11 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
         table: Arc::clone(&table),
         timeouts: dp.timeouts,
     };
+    let mut ownership = dp.ownership.take();
+    let mut owners = OwnershipTracker::new();
+    if ownership.is_some() {
+        send_ownership(&dp.ctl, owners.commands(&config)).await?;
+    }
     let n = prog.apply(&dp.ctl, &config).await?;
     tracing::info!("dataplane: {n} service commands sent");
     let mut verdicts = dp.verdicts.take();
@@ -2490,6 +2660,27 @@ async fn run(mut dp: Dataplane, mut ctx: SubsystemContext) -> Result<(), Datapla
                 match prog.apply(&dp.ctl, &c).await {
                     Ok(n) => tracing::info!("dataplane: reload: {n} service commands sent"),
                     Err(e) => break Err(e),
+                }
+                if ownership.is_some() {
+                    if let Err(e) = send_ownership(&dp.ctl, owners.commands(&c)).await {
+                        break Err(e);
+                    }
+                }
+            }
+            Some(o) = async {
+                match ownership.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::info!(
+                    "dataplane: VRRP {} {} on {}",
+                    if o.owned { "owns" } else { "does not own" },
+                    o.address,
+                    o.interface
+                );
+                if let Err(e) = send_ownership(&dp.ctl, owners.report(&current, &o)).await {
+                    break Err(e);
                 }
             }
             Some(v) = async {
@@ -2601,6 +2792,114 @@ weight = 3
 
     fn cfg(text: &str) -> Config {
         Config::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const VRRP: &str = r#"
+[[vrrp.instance]]
+name = "VI_1"
+interface = "ftap0"
+virtual_router_id = 51
+virtual_ipaddress = ["10.0.0.100"]
+
+[[vrrp.instance]]
+name = "VI_2"
+interface = "ftap1"
+virtual_router_id = 61
+virtual_ipaddress = ["192.168.7.254/24"]
+
+[[vrrp.sync_group]]
+name = "G"
+group = ["VI_1", "VI_2"]
+"#;
+
+    fn report(a: [u8; 4], dev: &str, owned: bool) -> VipOwnership {
+        VipOwnership {
+            address: Ipv4Addr::from(a),
+            interface: dev.into(),
+            owned,
+        }
+    }
+
+    fn owned(a: [u8; 4], owned: bool) -> Command {
+        Command::SetVipOwned {
+            vip: Ipv4Addr::from(a),
+            owned,
+        }
+    }
+
+    fn kernel(port: u16, a: [u8; 4], present: bool) -> Command {
+        Command::SetKernelAddr {
+            port,
+            addr: Ipv4Addr::from(a),
+            present,
+        }
+    }
+
+    fn show(cmds: &[Command]) -> Vec<String> {
+        cmds.iter().map(|c| format!("{c:?}")).collect()
+    }
+
+    #[test]
+    fn vrrp_ownership_maps_to_worker_commands() {
+        let c = cfg(&format!("{BASE}{VRRP}"));
+        let mut t = OwnershipTracker::new();
+        // At start every listed address is disowned (VRRP starts in Backup).
+        assert_eq!(
+            show(&t.commands(&c)),
+            show(&[
+                owned([10, 0, 0, 100], false),
+                owned([192, 168, 7, 254], false)
+            ])
+        );
+        assert!(t.commands(&c).is_empty(), "idempotent");
+        // Master: the service VIP is owned (the worker answers ARP); the gateway address,
+        // no service's VIP, also becomes a kernel address of the twin it is added to.
+        let vip_master = t.report(&c, &report([10, 0, 0, 100], "ftap0", true));
+        assert_eq!(show(&vip_master), show(&[owned([10, 0, 0, 100], true)]));
+        let gw_master = t.report(&c, &report([192, 168, 7, 254], "ftap1", true));
+        assert_eq!(
+            show(&gw_master),
+            show(&[
+                owned([192, 168, 7, 254], true),
+                kernel(1, [192, 168, 7, 254], true)
+            ])
+        );
+        assert!(t
+            .report(&c, &report([192, 168, 7, 254], "ftap1", true))
+            .is_empty());
+        // Backup (or Fault, or stop): both undone.
+        let gw_backup = t.report(&c, &report([192, 168, 7, 254], "ftap1", false));
+        assert_eq!(
+            show(&gw_backup),
+            show(&[
+                kernel(1, [192, 168, 7, 254], false),
+                owned([192, 168, 7, 254], false)
+            ])
+        );
+        // A report for an address no instance lists changes nothing.
+        assert!(t
+            .report(&c, &report([10, 0, 0, 7], "ftap0", false))
+            .is_empty());
+        // A reload without VRRP gives every address back to the dataplane.
+        let plain = cfg(BASE);
+        assert_eq!(
+            show(&t.commands(&plain)),
+            show(&[owned([192, 168, 7, 254], true)])
+        );
+        assert!(t.commands(&plain).is_empty());
+        // A report that arrived before the reload listing its address counts: the
+        // gateway stays owned (the workers' default) and becomes a kernel address.
+        let mut t = OwnershipTracker::new();
+        assert!(t
+            .report(&plain, &report([192, 168, 7, 254], "ftap1", true))
+            .is_empty());
+        assert_eq!(
+            show(&t.commands(&c)),
+            show(&[
+                owned([10, 0, 0, 100], false),
+                kernel(1, [192, 168, 7, 254], true)
+            ])
+        );
     }
 
     #[test]
@@ -2830,6 +3129,7 @@ weight = 3
                 Command::EditServer(_, rs) => format!("~rs {} w{}", rs.addr, rs.weight),
                 Command::DeleteServer(_, a, _) => format!("-rs {a}"),
                 Command::SetAvailable(_, a, _, up) => format!("avail {a} {up}"),
+                other => format!("{other:?}"),
             })
             .collect()
     }

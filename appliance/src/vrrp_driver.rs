@@ -19,6 +19,11 @@
 //!   removed; at start, VIPs an earlier run left behind are removed before the instance
 //!   starts in Backup;
 //! - `fulcrum vrrp` ([`crate::control::VrrpView`]) and the `fulcrum_vrrp_*` metrics.
+//! - in `dpdk` mode ([`VrrpDriver::with_ownership`]), every change of ownership of a
+//!   virtual address (Master: owned; Backup, FAULT, stop: not) is reported to the
+//!   dataplane subsystem as a [`VipOwnership`], before the address is added to or
+//!   removed from the twin, so the dataplane answers ARP and takes new connections
+//!   for a VIP only where VRRP is Master.
 //!
 //! Time is a monotonic epoch taken when the subsystem starts, passed to the crate as a
 //! `Duration`. What it does not do: the virtual MAC (`use_vmac`), notify scripts,
@@ -42,6 +47,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, VrrpInstance};
 use crate::control::{ErrorBody, Request, VrrpRow, VrrpView};
 use crate::daemon::{Subsystem, SubsystemContext, SubsystemError, SubsystemFuture, Topic};
+use crate::dataplane_driver::VipOwnership;
 use crate::netlink::{AddressProgrammer, NetEvent, NetEvents, NetlinkError};
 
 /// TOS of VRRP adverts (precedence internetwork control, as keepalived sends them).
@@ -515,6 +521,34 @@ struct Driver {
     links: HashMap<String, LinkInfo>,
     metrics: VrrpMetrics,
     transitions: HashMap<String, u64>,
+    /// Where ownership changes are reported (dpdk mode).
+    ownership: Option<mpsc::UnboundedSender<VipOwnership>>,
+}
+
+/// Whether VRRP holds an instance's addresses after event `e`: `Some(true)` on Master,
+/// `Some(false)` on Backup, Fault and stop, `None` for events that change nothing.
+fn ownership_after(e: &vrrp::Event) -> Option<bool> {
+    match e {
+        vrrp::Event::BecameMaster { .. } => Some(true),
+        vrrp::Event::BecameBackup { .. }
+        | vrrp::Event::BecameFault { .. }
+        | vrrp::Event::Stopped { .. } => Some(false),
+        _ => None,
+    }
+}
+
+/// The reports for an instance's addresses (`(dev, address)`) after event `e`.
+fn ownership_reports(e: &vrrp::Event, vips: &[(String, Ipv4Network)]) -> Vec<VipOwnership> {
+    let Some(owned) = ownership_after(e) else {
+        return Vec::new();
+    };
+    vips.iter()
+        .map(|(dev, net)| VipOwnership {
+            address: net.ip(),
+            interface: dev.clone(),
+            owned,
+        })
+        .collect()
 }
 
 impl Driver {
@@ -716,6 +750,12 @@ impl Driver {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(tx) = &self.ownership {
+            for r in ownership_reports(&e, &vips) {
+                // The dataplane subsystem has stopped (shutdown): nothing to tell.
+                let _ = tx.send(r);
+            }
+        }
         let transition = |to: vrrp::State| {
             tracing::info!("vrrp: {name} entering {}", state_name(to));
             self.metrics
@@ -1059,12 +1099,21 @@ impl Driver {
 /// The VRRP subsystem (`[vrrp]`): runs whether or not instances are configured, so that a
 /// reload can add them.
 #[derive(Debug, Default)]
-pub struct VrrpDriver;
+pub struct VrrpDriver {
+    ownership: Option<mpsc::UnboundedSender<VipOwnership>>,
+}
 
 impl VrrpDriver {
     /// A driver.
     pub fn new() -> VrrpDriver {
-        VrrpDriver
+        VrrpDriver::default()
+    }
+
+    /// Also reports every change of ownership of a virtual address on `tx` (see
+    /// [`crate::dataplane_driver::ownership_channel`]; `dpdk` mode).
+    pub fn with_ownership(mut self, tx: mpsc::UnboundedSender<VipOwnership>) -> VrrpDriver {
+        self.ownership = Some(tx);
+        self
     }
 }
 
@@ -1078,11 +1127,14 @@ impl Subsystem for VrrpDriver {
     }
 
     fn run(self: Box<Self>, ctx: SubsystemContext) -> SubsystemFuture {
-        Box::pin(run(ctx))
+        Box::pin(run(ctx, self.ownership))
     }
 }
 
-async fn run(mut ctx: SubsystemContext) -> Result<(), SubsystemError> {
+async fn run(
+    mut ctx: SubsystemContext,
+    ownership: Option<mpsc::UnboundedSender<VipOwnership>>,
+) -> Result<(), SubsystemError> {
     let fail = |e: VrrpDriverError| SubsystemError(e.to_string());
     let metrics = VrrpMetrics::new(&ctx.registry)
         .map_err(VrrpDriverError::from)
@@ -1108,6 +1160,7 @@ async fn run(mut ctx: SubsystemContext) -> Result<(), SubsystemError> {
         links: read_links().unwrap_or_default(),
         metrics,
         transitions: HashMap::new(),
+        ownership,
     };
     let config = ctx.config.borrow_and_update().clone();
     d.apply(&config).await;
@@ -1196,6 +1249,49 @@ mod tests {
         assert_eq!(&f[32..38], &[0xff; 6]);
         assert_eq!(&f[38..42], &[10, 10, 0, 20]);
         assert!(f[42..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn ownership_follows_master_and_leaves_with_backup_fault_and_stop() {
+        let vips = vec![
+            ("eth0".to_string(), "10.10.0.20/32".parse().expect("net")),
+            (
+                "eth1".to_string(),
+                "192.168.211.20/24".parse().expect("net"),
+            ),
+        ];
+        let ip = |s: &str| s.parse::<Ipv4Addr>().expect("ip");
+        let master = ownership_reports(&vrrp::Event::BecameMaster { vips: vec![] }, &vips);
+        assert_eq!(
+            master,
+            vec![
+                VipOwnership {
+                    address: ip("10.10.0.20"),
+                    interface: "eth0".into(),
+                    owned: true
+                },
+                VipOwnership {
+                    address: ip("192.168.211.20"),
+                    interface: "eth1".into(),
+                    owned: true
+                },
+            ]
+        );
+        for e in [
+            vrrp::Event::BecameBackup { vips: vec![] },
+            vrrp::Event::BecameFault { vips: vec![] },
+            vrrp::Event::Stopped { vips: vec![] },
+        ] {
+            let r = ownership_reports(&e, &vips);
+            assert_eq!(r.len(), 2, "{e:?}");
+            assert!(r.iter().all(|o| !o.owned), "{e:?}");
+        }
+        let garp = vrrp::Event::SendGratuitousArp {
+            vips: vec![ip("10.10.0.20")],
+            count: 5,
+        };
+        assert!(ownership_reports(&garp, &vips).is_empty());
+        assert_eq!(ownership_after(&garp), None);
     }
 
     #[test]

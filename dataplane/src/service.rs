@@ -256,6 +256,26 @@ pub enum Command {
     DeleteServer(ServiceKey, Ipv4Addr, u16),
     /// Health checker verdict.
     SetAvailable(ServiceKey, Ipv4Addr, u16, bool),
+    /// VRRP ownership of a virtual address (see [`ServiceTable::vip_owned`]): while not
+    /// owned, the worker neither answers ARP for `vip` nor schedules new connections to
+    /// it; established connections keep forwarding.
+    SetVipOwned {
+        /// The virtual address.
+        vip: Ipv4Addr,
+        /// True on VRRP Master, false on Backup, Fault or stop.
+        owned: bool,
+    },
+    /// An address the kernel twin of `port` holds at run time (a VRRP address added to
+    /// or removed from the twin): the worker punts ARP and traffic for it to the twin, as
+    /// for the port's configured addresses (see [`ServiceTable::is_runtime_kernel_addr`]).
+    SetKernelAddr {
+        /// The port whose twin holds the address.
+        port: u16,
+        /// The address.
+        addr: Ipv4Addr,
+        /// True when the twin holds it now, false when it no longer does.
+        present: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -588,6 +608,11 @@ pub struct ServiceTable {
     no_stats: Arc<Stats>,
     /// Seed of the local-address pools' starting ports (0: lowest first).
     laddr_seed: u64,
+    /// Virtual addresses VRRP does not hold here (`Command::SetVipOwned`), host order.
+    disowned: Vec<u32>,
+    /// Addresses the kernel twins hold at run time (`Command::SetKernelAddr`): (port,
+    /// address in host order).
+    kernel_addrs: Vec<(u16, u32)>,
 }
 
 /// [`RsFast::need_in`] of a service whose inbound segments never take the fast path
@@ -733,6 +758,8 @@ impl ServiceTable {
             fast: Vec::new(),
             no_stats: Arc::default(),
             laddr_seed: 0,
+            disowned: Vec::new(),
+            kernel_addrs: Vec::new(),
         }
     }
 
@@ -763,7 +790,67 @@ impl ServiceTable {
             Command::EditServer(k, c) => self.edit_server(k, c),
             Command::DeleteServer(k, a, p) => self.delete_server(k, a, p),
             Command::SetAvailable(k, a, p, up) => self.set_available(k, a, p, up),
+            Command::SetVipOwned { vip, owned } => {
+                self.set_vip_owned(vip, owned);
+                Ok(())
+            }
+            Command::SetKernelAddr {
+                port,
+                addr,
+                present,
+            } => {
+                self.set_kernel_addr(port, addr, present);
+                Ok(())
+            }
         }
+    }
+
+    /// Records whether VRRP holds `vip` here. The set is kept whether or not a service
+    /// uses the address now, so a service added later for a disowned address starts
+    /// disowned. Idempotent.
+    pub fn set_vip_owned(&mut self, vip: Ipv4Addr, owned: bool) {
+        let a = u32::from(vip);
+        let known = self.disowned.iter().position(|x| *x == a);
+        match (owned, known) {
+            (true, Some(i)) => {
+                self.disowned.swap_remove(i);
+            }
+            (false, None) => self.disowned.push(a),
+            _ => {}
+        }
+    }
+
+    /// False while `addr` (host order) is disowned by [`Command::SetVipOwned`]; true
+    /// otherwise (an address no VRRP instance lists is always owned).
+    #[inline]
+    pub fn vip_owned(&self, addr: u32) -> bool {
+        self.disowned.is_empty() || !self.disowned.contains(&addr)
+    }
+
+    /// Adds (`present`) or removes a runtime kernel address of `port`'s twin. Idempotent.
+    pub fn set_kernel_addr(&mut self, port: u16, addr: Ipv4Addr, present: bool) {
+        let e = (port, u32::from(addr));
+        let known = self.kernel_addrs.iter().position(|x| *x == e);
+        match (present, known) {
+            (true, None) => self.kernel_addrs.push(e),
+            (false, Some(i)) => {
+                self.kernel_addrs.swap_remove(i);
+            }
+            _ => {}
+        }
+    }
+
+    /// True when a kernel twin holds `addr` (host order) at run time.
+    #[inline]
+    pub fn is_runtime_kernel_addr(&self, addr: u32) -> bool {
+        !self.kernel_addrs.is_empty() && self.kernel_addrs.iter().any(|(_, a)| *a == addr)
+    }
+
+    /// The runtime kernel addresses: (port, address).
+    pub fn runtime_kernel_addrs(&self) -> impl Iterator<Item = (u16, Ipv4Addr)> + '_ {
+        self.kernel_addrs
+            .iter()
+            .map(|(p, a)| (*p, Ipv4Addr::from(*a)))
     }
 
     /// ipvsadm -A.
@@ -1242,6 +1329,39 @@ mod tests {
         assert!(!t.is_vip(key().vaddr));
         assert_eq!(t.find(PROTO_TCP, key().vaddr, 80), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn vip_ownership_and_runtime_kernel_addresses_are_sets() {
+        let mut t = table(SchedKind::Rr, &[1]);
+        let vip = Ipv4Addr::from(key().vaddr);
+        assert!(t.vip_owned(key().vaddr));
+        t.apply(Command::SetVipOwned { vip, owned: false })
+            .expect("disown");
+        t.apply(Command::SetVipOwned { vip, owned: false })
+            .expect("twice");
+        assert!(!t.vip_owned(key().vaddr));
+        // Ownership does not touch the service itself.
+        assert!(t.is_vip(key().vaddr));
+        assert_eq!(t.find(PROTO_TCP, key().vaddr, 80), Some(0));
+        assert!(t.vip_owned(u32::from(Ipv4Addr::new(10, 9, 9, 9))));
+        t.apply(Command::SetVipOwned { vip, owned: true })
+            .expect("own");
+        assert!(t.vip_owned(key().vaddr));
+        let gw = Ipv4Addr::new(192, 168, 211, 20);
+        assert!(!t.is_runtime_kernel_addr(u32::from(gw)));
+        t.apply(Command::SetKernelAddr {
+            port: 1,
+            addr: gw,
+            present: true,
+        })
+        .expect("add");
+        t.set_kernel_addr(1, gw, true);
+        assert!(t.is_runtime_kernel_addr(u32::from(gw)));
+        assert_eq!(t.runtime_kernel_addrs().collect::<Vec<_>>(), vec![(1, gw)]);
+        t.set_kernel_addr(1, gw, false);
+        assert!(!t.is_runtime_kernel_addr(u32::from(gw)));
+        assert_eq!(t.runtime_kernel_addrs().count(), 0);
     }
 
     #[test]

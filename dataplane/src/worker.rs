@@ -237,6 +237,9 @@ reasons! {
     SynProxyPending,
     /// SYN proxy: repeated server ACK beyond [`SYNPROXY_DUP_ACK_THRESH`] (ACK storm).
     AckStorm,
+    /// New connection to a virtual address VRRP does not hold on this node (Backup,
+    /// Fault): see [`crate::service::Command::SetVipOwned`].
+    VipNotOwned,
 }
 
 /// What the caller does with a processed frame.
@@ -1019,6 +1022,7 @@ impl Worker {
             .ports
             .iter()
             .any(|p| p.addrs.iter().any(|x| u32::from(*x) == a))
+            || self.services.is_runtime_kernel_addr(a)
     }
 
     fn frame(&mut self, ctx: &Ctx<'_>, f: &mut Frame<'_>) -> Action {
@@ -1057,7 +1061,8 @@ impl Worker {
         };
         let spa = u32::from(repr.source_protocol_addr);
         let tpa = u32::from(repr.target_protocol_addr);
-        let ours = self.services.is_vip(tpa) || self.services.is_local_addr(tpa);
+        let ours = (self.services.is_vip(tpa) && self.services.vip_owned(tpa))
+            || self.services.is_local_addr(tpa);
         if spa != 0 {
             // RFC 826 merge: update a known sender; create it only when it asks for us.
             let q = self
@@ -1143,6 +1148,10 @@ impl Worker {
                 let owner = flow_owner(&key, self.cfg.workers);
                 if owner != self.cfg.id {
                     return Action::Handover { worker: owner };
+                }
+                // The owner's table may hold the connection; only a new one is refused.
+                if !self.services.vip_owned(dst) {
+                    return Action::Drop(DropReason::VipNotOwned);
                 }
                 return self.new_conn(ctx, f, svc, key, l4off);
             }

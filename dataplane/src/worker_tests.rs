@@ -2763,3 +2763,358 @@ fn entries_without_a_server_are_counted_as_on_the_general_path() {
         .get();
     assert_eq!(st, 2);
 }
+
+/// A NAT SYN from the client on `cport` to the VIP, as the client's router sends it.
+fn nat_syn(cport: u16) -> Vec<u8> {
+    tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        cport,
+        80,
+        7,
+        0,
+        SYN,
+        &MSS1460,
+        &[],
+    )
+}
+
+#[test]
+fn vrrp_disowned_vip_is_not_answered_nor_scheduled_but_established_connections_continue() {
+    let mut lab = lab(Forward::Nat, ClientAddr::None);
+    let w = &mut lab.w;
+    let asker = [0x02, 0, 0, 0, 0, 0x77];
+    let req = arp_frame(1, asker, [10, 0, 0, 9], [0; 6], VIP, [0xff; 6]);
+    let answer = arp_frame(2, MAC_P0, VIP, asker, [10, 0, 0, 9], asker);
+    // Owned (the default): answered, and a connection is opened.
+    let (a, out) = run(w, s(1), 0, &req);
+    assert_eq!(a, Action::Reply { port: 0 });
+    assert_frame(&out, &answer);
+    let (a, _) = run(w, s(1), 0, &nat_syn(CPORT));
+    assert_eq!(a, Action::Forward { port: 1 });
+    // VRRP Backup: no ARP answer (the frame is left as it came), no new connection.
+    w.apply(Command::SetVipOwned {
+        vip: Ipv4Addr::from(VIP),
+        owned: false,
+    })
+    .expect("disown");
+    assert!(!w.services().vip_owned(u32::from(Ipv4Addr::from(VIP))));
+    let (a, out) = run(w, s(2), 0, &req);
+    assert_eq!(a, Action::Drop(DropReason::ArpIgnored));
+    assert_frame(&out, &req);
+    let syn = nat_syn(CPORT + 1);
+    let (a, out) = run(w, s(2), 0, &syn);
+    assert_eq!(a, Action::Drop(DropReason::VipNotOwned));
+    assert_frame(&out, &syn);
+    assert_eq!(w.counters().drop_count(DropReason::VipNotOwned), 1);
+    let stats = Arc::clone(w.services().by_key(lab.svc).expect("svc").stats());
+    assert_eq!(stats.conns.get(), 1);
+    // The connection opened while Master still forwards both ways, byte for byte.
+    let ack = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        CPORT,
+        80,
+        8,
+        91,
+        ACK,
+        &[],
+        &[],
+    );
+    let (a, out) = run(w, s(2), 0, &ack);
+    assert_eq!(a, Action::Forward { port: 1 });
+    assert_frame(
+        &out,
+        &tcp_frame(
+            MAC_RS,
+            MAC_P1,
+            ip(CLIENT, RS, 6),
+            CPORT,
+            80,
+            8,
+            91,
+            ACK,
+            &[],
+            &[],
+        ),
+    );
+    let reply = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, CLIENT, 6),
+        80,
+        CPORT,
+        91,
+        8,
+        ACK,
+        &[],
+        b"hi",
+    );
+    let (a, out) = run(w, s(2), 1, &reply);
+    assert_eq!(a, Action::Forward { port: 0 });
+    assert_frame(
+        &out,
+        &tcp_frame(
+            MAC_GW,
+            MAC_P0,
+            ip(VIP, CLIENT, 6),
+            80,
+            CPORT,
+            91,
+            8,
+            ACK,
+            &[],
+            b"hi",
+        ),
+    );
+    // Disowning twice is the same; owning again restores both.
+    w.apply(Command::SetVipOwned {
+        vip: Ipv4Addr::from(VIP),
+        owned: false,
+    })
+    .expect("again");
+    w.apply(Command::SetVipOwned {
+        vip: Ipv4Addr::from(VIP),
+        owned: true,
+    })
+    .expect("own");
+    let (a, out) = run(w, s(3), 0, &req);
+    assert_eq!(a, Action::Reply { port: 0 });
+    assert_frame(&out, &answer);
+    let (a, out) = run(w, s(3), 0, &nat_syn(CPORT + 2));
+    assert_eq!(a, Action::Forward { port: 1 });
+    assert_frame(
+        &out,
+        &tcp_frame(
+            MAC_RS,
+            MAC_P1,
+            ip(CLIENT, RS, 6),
+            CPORT + 2,
+            80,
+            7,
+            0,
+            SYN,
+            &MSS1460,
+            &[],
+        ),
+    );
+    assert_eq!(stats.conns.get(), 2);
+    assert_eq!(w.counters().drop_count(DropReason::VipNotOwned), 1);
+}
+
+#[test]
+fn disowning_an_address_without_a_service_changes_nothing_and_a_later_service_starts_disowned() {
+    let mut lab = lab(Forward::Nat, ClientAddr::None);
+    let w = &mut lab.w;
+    let other = [10, 0, 0, 50];
+    w.apply(Command::SetVipOwned {
+        vip: Ipv4Addr::from(other),
+        owned: false,
+    })
+    .expect("disown");
+    // The service VIP is unaffected.
+    let (a, _) = run(w, s(1), 0, &nat_syn(CPORT));
+    assert_eq!(a, Action::Forward { port: 1 });
+    // A service added for the disowned address is not scheduled, its ARP not answered.
+    let k = ServiceKey::new(PROTO_TCP, Ipv4Addr::from(other), 80);
+    w.apply(Command::AddService(
+        k,
+        ServiceConfig {
+            scheduler: SchedKind::Rr,
+            ..Default::default()
+        },
+        Arc::default(),
+    ))
+    .expect("svc");
+    let mut rs = RealServerConfig::new(Ipv4Addr::from(RS), 80, 1);
+    rs.forward = Forward::Nat;
+    w.apply(Command::AddServer(k, rs, Arc::default()))
+        .expect("rs");
+    let syn = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, other, 6),
+        CPORT,
+        80,
+        7,
+        0,
+        SYN,
+        &[],
+        &[],
+    );
+    assert_eq!(
+        run(w, s(1), 0, &syn).0,
+        Action::Drop(DropReason::VipNotOwned)
+    );
+    let asker = [0x02, 0, 0, 0, 0, 0x77];
+    let req = arp_frame(1, asker, [10, 0, 0, 9], [0; 6], other, [0xff; 6]);
+    assert_eq!(
+        run(w, s(1), 0, &req).0,
+        Action::Drop(DropReason::ArpIgnored)
+    );
+}
+
+#[test]
+fn runtime_kernel_address_is_answered_by_the_twin_and_nat_replies_to_the_port_mac_translate() {
+    let mut lab = lab(Forward::Nat, ClientAddr::None);
+    let w = &mut lab.w;
+    // The servers' gateway, a VRRP address on port 1 (not configured on the port).
+    let gw = [192, 168, 7, 254];
+    let req = arp_frame(1, MAC_RS, RS, [0; 6], gw, [0xff; 6]);
+    assert_eq!(
+        run(w, s(1), 1, &req).0,
+        Action::Drop(DropReason::ArpIgnored)
+    );
+    w.apply(Command::SetKernelAddr {
+        port: 1,
+        addr: Ipv4Addr::from(gw),
+        present: true,
+    })
+    .expect("add");
+    assert_eq!(
+        w.services().runtime_kernel_addrs().collect::<Vec<_>>(),
+        vec![(1, Ipv4Addr::from(gw))]
+    );
+    // ARP and traffic for it go to the twin, unchanged.
+    let (a, out) = run(w, s(1), 1, &req);
+    assert_eq!(a, Action::Punt);
+    assert_frame(&out, &req);
+    let ping = frame(
+        MAC_P1,
+        MAC_RS,
+        &ip(RS, gw, 1),
+        &icmp_msg(8, 0, [0, 1, 0, 1], b"ping"),
+    );
+    let (a, out) = run(w, s(1), 1, &ping);
+    assert_eq!(a, Action::Punt);
+    assert_frame(&out, &ping);
+    // NAT: the server's reply goes to its gateway's MAC, the port's: translated back.
+    assert_eq!(
+        run(w, s(1), 0, &nat_syn(CPORT)).0,
+        Action::Forward { port: 1 }
+    );
+    let synack = tcp_frame(
+        MAC_P1,
+        MAC_RS,
+        ip(RS, CLIENT, 6),
+        80,
+        CPORT,
+        90,
+        8,
+        SYN | ACK,
+        &MSS1460,
+        &[],
+    );
+    let (a, out) = run(w, s(1), 1, &synack);
+    assert_eq!(a, Action::Forward { port: 0 });
+    assert_frame(
+        &out,
+        &tcp_frame(
+            MAC_GW,
+            MAC_P0,
+            ip(VIP, CLIENT, 6),
+            80,
+            CPORT,
+            90,
+            8,
+            SYN | ACK,
+            &MSS1460,
+            &[],
+        ),
+    );
+    // Removed (VRRP Backup): ignored again; removing twice is harmless.
+    for _ in 0..2 {
+        w.apply(Command::SetKernelAddr {
+            port: 1,
+            addr: Ipv4Addr::from(gw),
+            present: false,
+        })
+        .expect("remove");
+    }
+    assert_eq!(w.services().runtime_kernel_addrs().count(), 0);
+    assert_eq!(
+        run(w, s(1), 1, &req).0,
+        Action::Drop(DropReason::ArpIgnored)
+    );
+    // The configured address of the port is still the kernel's.
+    let req = arp_frame(1, MAC_RS, RS, [0; 6], P1_ADDR, [0xff; 6]);
+    assert_eq!(run(w, s(1), 1, &req).0, Action::Punt);
+}
+
+#[test]
+fn disowned_vip_frames_of_another_workers_flow_are_still_handed_over() {
+    let fib = Arc::new(FibHandle::new(Fib::build(&routes()).expect("fib")));
+    let mut ws: Vec<Worker> = (0..2)
+        .map(|i| Worker::new(worker_cfg(i, 2, 1500), fib.clone()))
+        .collect();
+    let svc = ServiceKey::new(PROTO_TCP, Ipv4Addr::from(VIP), 80);
+    for w in ws.iter_mut() {
+        let cfg = ServiceConfig {
+            scheduler: SchedKind::Rr,
+            ..Default::default()
+        };
+        w.apply(Command::AddService(svc, cfg, Arc::default()))
+            .expect("svc");
+        let mut rs = RealServerConfig::new(Ipv4Addr::from(RS), 80, 1);
+        rs.forward = Forward::Nat;
+        w.apply(Command::AddServer(svc, rs, Arc::default()))
+            .expect("rs");
+        w.learn_neighbor(Ipv4Addr::from(RS), MAC_RS, Duration::ZERO);
+        w.learn_neighbor(Ipv4Addr::from(GW), MAC_GW, Duration::ZERO);
+    }
+    // A client port whose flow worker 1 owns.
+    let cport = (30000..31000u16)
+        .find(|p| {
+            let key = FlowKey::new(6, Ipv4Addr::from(CLIENT), *p, Ipv4Addr::from(VIP), 80);
+            flow_owner(&key, 2) == 1
+        })
+        .expect("a flow of worker 1");
+    let (a, _) = run(&mut ws[1], s(1), 0, &nat_syn(cport));
+    assert_eq!(a, Action::Forward { port: 1 });
+    for w in ws.iter_mut() {
+        w.apply(Command::SetVipOwned {
+            vip: Ipv4Addr::from(VIP),
+            owned: false,
+        })
+        .expect("disown");
+    }
+    // The established flow: worker 0 hands it over, worker 1 forwards it.
+    let ack = tcp_frame(
+        MAC_P0,
+        MAC_GW,
+        ip(CLIENT, VIP, 6),
+        cport,
+        80,
+        8,
+        91,
+        ACK,
+        &[],
+        &[],
+    );
+    assert_eq!(
+        run(&mut ws[0], s(2), 0, &ack).0,
+        Action::Handover { worker: 1 }
+    );
+    assert_eq!(
+        run(&mut ws[1], s(2), 0, &ack).0,
+        Action::Forward { port: 1 }
+    );
+    // A new flow of worker 1: handed over by worker 0, refused by its owner.
+    let other = (cport + 1..31000u16)
+        .find(|p| {
+            let key = FlowKey::new(6, Ipv4Addr::from(CLIENT), *p, Ipv4Addr::from(VIP), 80);
+            flow_owner(&key, 2) == 1
+        })
+        .expect("another flow of worker 1");
+    let syn = nat_syn(other);
+    assert_eq!(
+        run(&mut ws[0], s(2), 0, &syn).0,
+        Action::Handover { worker: 1 }
+    );
+    assert_eq!(
+        run(&mut ws[1], s(2), 0, &syn).0,
+        Action::Drop(DropReason::VipNotOwned)
+    );
+}

@@ -118,6 +118,7 @@ fn main() -> ExitCode {
         let (vip_tx, vip_rx) = appliance::health_driver::vip_channel();
         let mut health = appliance::health_driver::HealthDriver::new(vip_tx);
         let mut routing = appliance::routing::Routing::with_health_vips(vip_rx);
+        let mut vrrp = appliance::vrrp_driver::VrrpDriver::new();
         if let Some(dp) = dataplane {
             dp.setup_twins().await.map_err(|e| e.to_string())?;
             // Health verdicts also drive the real servers' availability and weights.
@@ -129,8 +130,14 @@ fn main() -> ExitCode {
             let (routes_tx, routes_rx) = appliance::routing::learned_routes_channel();
             routing = routing.with_learned_routes(routes_tx);
             let routes_rx = freeze_on_shutdown(routes_rx, daemon.shutdown_signal());
+            // VRRP's ownership of the virtual addresses: the dataplane answers ARP for
+            // and takes new connections to a VIP only where VRRP is Master.
+            let (own_tx, own_rx) = appliance::dataplane_driver::ownership_channel();
+            vrrp = vrrp.with_ownership(own_tx);
             daemon.add_subsystem(Box::new(
-                dp.with_verdicts(rx).with_learned_routes(routes_rx),
+                dp.with_verdicts(rx)
+                    .with_learned_routes(routes_rx)
+                    .with_vrrp(own_rx),
             ));
         }
         // BFD: sessions for OSPF neighbors on `bfd = true` interfaces and static peers;
@@ -142,7 +149,7 @@ fn main() -> ExitCode {
         )));
         daemon.add_subsystem(Box::new(health));
         daemon.add_subsystem(Box::new(routing));
-        daemon.add_subsystem(Box::new(appliance::vrrp_driver::VrrpDriver::new()));
+        daemon.add_subsystem(Box::new(vrrp));
         tracing::info!(
             "fulcrumd {} starting with {}",
             env!("CARGO_PKG_VERSION"),
