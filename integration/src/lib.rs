@@ -48,6 +48,7 @@
 //! it measures nothing.
 
 pub mod bird;
+pub mod build;
 pub mod error;
 pub mod frr;
 mod keepalived;

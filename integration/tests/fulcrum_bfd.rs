@@ -11,7 +11,6 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use integration::{
@@ -31,41 +30,10 @@ fn rid(s: &str) -> Ipv4Addr {
     s.parse().expect("router id")
 }
 
-/// Paths of `fulcrumd` and `fulcrum`, built once with the profile and target directory
-/// of this test binary (`<target>/<profile>/deps/<test>` → `<target>/<profile>/`).
+/// Paths of `fulcrumd` and `fulcrum`, built once with this test binary's target
+/// directory and profile.
 fn binaries() -> &'static (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .args(["build", "-q", "-p", "appliance", "--bins"]);
-        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p appliance --bins failed");
-        let d = profile_dir.join("fulcrumd");
-        let c = profile_dir.join("fulcrum");
-        assert!(
-            d.exists() && c.exists(),
-            "binaries missing in {}",
-            profile_dir.display()
-        );
-        (d, c)
-    })
+    integration::build::fulcrum_binaries().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A fulcrumd in a lab node: one point-to-point OSPF interface `eth0` (hello 1 s, dead

@@ -24,7 +24,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use integration::lab::pid_alive;
@@ -427,30 +426,10 @@ fn dashboard_structure() {
 // The lab (root)
 // ---------------------------------------------------------------------------------------
 
-/// Paths of `fulcrumd` and `fulcrum`, built once with the profile and target directory
-/// of this test binary (`<target>/<profile>/deps/<test>` → `<target>/<profile>/`).
+/// Paths of `fulcrumd` and `fulcrum`, built once with this test binary's target
+/// directory and profile.
 fn binaries() -> &'static (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace())
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .args(["build", "-q", "-p", "appliance", "--bins"]);
-        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p appliance --bins failed");
-        (profile_dir.join("fulcrumd"), profile_dir.join("fulcrum"))
-    })
+    integration::build::fulcrum_binaries().unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Bed {

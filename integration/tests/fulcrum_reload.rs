@@ -46,30 +46,12 @@ const FAR_GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// Drain time of the SIGTERM test.
 const DRAIN_MS: u64 = 1000;
 
-/// `fulcrumd` and `fulcrum` built with this test binary's profile and target directory.
+/// Paths of `fulcrumd` and `fulcrum`, built once with this test binary's target
+/// directory and profile.
 fn binaries() -> (PathBuf, PathBuf) {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps")
-        .to_path_buf();
-    let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "-q", "-p", "appliance", "--bins"]);
-    if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build -p appliance --bins failed");
-    (profile_dir.join("fulcrumd"), profile_dir.join("fulcrum"))
+    integration::build::fulcrum_binaries()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .clone()
 }
 
 /// Runs a command; its stdout, or an error with its output.

@@ -22,7 +22,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use integration::{wait_until, Lab, NginxConfig, Node, Process, Switch};
@@ -35,34 +34,10 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// Poll granularity and process start-up allowed on top of the protocol bound.
 const SLACK: Duration = Duration::from_millis(400);
 
-/// Paths of `fulcrumd` and `fulcrum`, built once with the profile and target directory
-/// of this test binary.
+/// Paths of `fulcrumd` and `fulcrum`, built once with this test binary's target
+/// directory and profile.
 fn binaries() -> &'static (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .args(["build", "-q", "-p", "appliance", "--bins"]);
-        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p appliance --bins failed");
-        (profile_dir.join("fulcrumd"), profile_dir.join("fulcrum"))
-    })
+    integration::build::fulcrum_binaries().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Master_Down_Interval of a Backup with `priority` and advert_int 1 s (v2):

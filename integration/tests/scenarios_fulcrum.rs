@@ -6,7 +6,6 @@
 //! target directory and profile.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,27 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Builds fulcrumd and fulcrum next to this test binary (`<target>/<profile>/`).
 fn build_binaries() {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps")
-        .to_path_buf();
-    let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "-q", "-p", "appliance", "--bins"]);
-    if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build -p appliance --bins failed");
+    integration::build::fulcrum_binaries().unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// One lab at a time: each runs DPDK lcores pinned to this machine's few CPUs, and the

@@ -4,46 +4,25 @@
 //! pin DPDK lcores deliberately).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-/// `<target>/<profile>/` of this test binary (`<target>/<profile>/deps/<test>`).
 fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps")
-        .to_path_buf()
+    integration::build::profile_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `cargo build -q <args>` in the workspace with this test's target directory and
 /// profile.
 fn cargo_build(args: &[&str]) {
-    let profile_dir = profile_dir();
-    let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "-q"])
-        .args(args);
-    if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build {args:?} failed");
+    integration::build::cargo_build(args).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Paths of `fulcrumd` and `fulcrum`, built with the profile and target directory of this
 /// test binary.
 pub fn binaries() -> (PathBuf, PathBuf) {
-    cargo_build(&["-p", "appliance", "--bins"]);
-    let dir = profile_dir();
-    (dir.join("fulcrumd"), dir.join("fulcrum"))
+    integration::build::fulcrum_binaries()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .clone()
 }
 
 /// Path of the `integration` example `name`, built like [`binaries`].
