@@ -998,7 +998,7 @@ fn sigterm_withdraws_the_vip_before_forwarding_stops() {
         "OSPF shutdown complete",
         "draining established connections for 1000 ms",
         "shutdown: stopping the dataplane",
-        "dataplane: forwarding loop stopped",
+        "dataplane: forwarding loops stopped",
     ] {
         assert!(log.contains(want), "log lacks {want:?}:\n{log}");
     }
