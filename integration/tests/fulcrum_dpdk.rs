@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{binaries, first_cpu, must, run};
+use common::{allowed_cpus, binaries, first_cpu, must, run};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -782,31 +782,6 @@ fn fulcrumd_dpdk_mode_balances_fullnat_nat_and_announces_over_ospf() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}\n{}", lab.log());
-}
-
-/// The CPUs this process may run on, ascending.
-fn allowed_cpus() -> Vec<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .expect("Cpus_allowed_list")
-        .trim()
-        .to_string();
-    let mut cpus = Vec::new();
-    for part in list.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (usize, usize) = (
-                    a.parse().expect("cpu range start"),
-                    b.parse().expect("cpu range end"),
-                );
-                cpus.extend(a..=b);
-            }
-            None => cpus.push(part.parse().expect("cpu")),
-        }
-    }
-    cpus
 }
 
 /// Requests of the multi-worker test.

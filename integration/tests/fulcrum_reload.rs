@@ -19,11 +19,15 @@
 //! The two tests run one at a time (each runs a DPDK lcore that busy-polls a CPU).
 //! Figures are printed (`--nocapture`) for `docs/operations.md`.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{binaries, first_cpu, must, run};
 
 /// One DPDK lab at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -45,50 +49,6 @@ const FAR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const FAR_GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// Drain time of the SIGTERM test.
 const DRAIN_MS: u64 = 1000;
-
-/// Paths of `fulcrumd` and `fulcrum`, built once with this test binary's target
-/// directory and profile.
-fn binaries() -> (PathBuf, PathBuf) {
-    integration::build::fulcrum_binaries()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .clone()
-}
-
-/// Runs a command; its stdout, or an error with its output.
-fn run(prog: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{prog}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{prog} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn must(prog: &str, args: &[&str]) -> String {
-    run(prog, args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The lowest CPU this process may run on.
-fn first_cpu() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .and_then(|l| {
-            l.trim()
-                .split([',', '-'])
-                .next()
-                .and_then(|c| c.parse().ok())
-        })
-        .expect("an allowed CPU")
-}
 
 fn unix_ms(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
